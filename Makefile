@@ -1,0 +1,33 @@
+# The two commands of the README: `make run` and `make test`. Both set up .venv on first use.
+VENV ?= .venv
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 5000
+# The shared test backends of this workplace; skipped when absent (tests then need TEST_*_URL,
+# or a Docker daemon for testcontainers).
+SERVICES_SH ?= ../shared/services.sh
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint install
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[all,dev]'
+	touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	SCHEDULER_CONFIG_FILE=$${SCHEDULER_CONFIG_FILE:-config/development.toml} \
+		$(VENV)/bin/scheduler-service run --host $(HOST) --port $(PORT)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	@if [ -f "$(SERVICES_SH)" ]; then \
+		out=$$(bash "$(SERVICES_SH)" up) || exit 1; eval "$$out"; \
+	fi; \
+	$(VENV)/bin/pytest

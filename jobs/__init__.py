@@ -1,0 +1,1 @@
+"""Job functions operators may schedule: public callables in jobs.examples and jobs.ops."""

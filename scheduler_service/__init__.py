@@ -1,0 +1,63 @@
+"""scheduler-service: a job-scheduling control plane on Flask-APScheduler and APScheduler 3."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from .errors import ConfigError
+
+__all__ = ["ConfigError", "create_app"]
+
+
+def _database_url(settings: dict[str, Any], instance_path: Path) -> str:
+    return settings["SCHEDULER_DATABASE_URL"] or f"sqlite:///{instance_path / 'scheduler.sqlite'}"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the service: settings, errors, auth, database, scheduler, blueprints, then start.
+
+    :raises ConfigError: a setting, a job store or a declared job is invalid (the message
+        names the key or job).
+    """
+    from . import health
+    from .api import jobs, scheduler
+    from .api.request import refuse_non_json_body
+    from .auth import init_auth
+    from .devadmin import ensure_dev_admin
+    from .errors import register_error_handlers
+    from .extensions import db
+    from .scheduler.ext import init_scheduler, start_scheduler
+    from .settings import load_settings
+
+    settings = load_settings(config)
+    instance_path = Path(settings["SCHEDULER_INSTANCE_PATH"]).resolve()
+    instance_path.mkdir(parents=True, exist_ok=True)
+
+    app = Flask(__name__, instance_path=str(instance_path))
+    app.config.update(settings)
+    app.config["SQLALCHEMY_DATABASE_URI"] = _database_url(settings, instance_path)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep Flask-APScheduler's key order
+
+    generated = ensure_dev_admin(app.config, instance_path)
+    if generated:
+        print(generated, file=sys.stderr)  # shown once, never logged
+    register_error_handlers(app)
+    init_auth(app)
+    app.before_request(refuse_non_json_body)
+    db.init_app(app)
+    init_scheduler(app)
+
+    app.register_blueprint(health.bp)
+    if app.config["SCHEDULER_API_ENABLED"]:
+        prefix = app.config["SCHEDULER_API_PREFIX"]
+        app.register_blueprint(scheduler.bp, url_prefix=prefix)
+        app.register_blueprint(jobs.bp, url_prefix=prefix)
+
+    if app.config["SCHEDULER_AUTOSTART"]:
+        start_scheduler(app)
+    return app

@@ -1,0 +1,64 @@
+"""Scheduler info and control, and the list of schedulable functions (SPEC §3)."""
+
+from __future__ import annotations
+
+from apscheduler.schedulers.base import STATE_STOPPED
+from flask import Blueprint, Response, current_app, jsonify
+
+from ..auth import require_role
+from ..errors import Conflict
+from ..scheduler.callables import list_tasks
+from ..scheduler.ext import get_scheduler, scheduler_info, start_scheduler
+from .request import json_object
+
+bp = Blueprint("scheduler", __name__)
+
+
+def _require_started() -> None:
+    if get_scheduler().state == STATE_STOPPED:
+        raise Conflict("the scheduler is shut down; POST /scheduler/start first")
+
+
+@bp.get("")
+def get_scheduler_info() -> Response:
+    return jsonify(scheduler_info(get_scheduler()))
+
+
+@bp.post("/start")
+def start_scheduler_view() -> Response:
+    if get_scheduler().state != STATE_STOPPED:
+        raise Conflict("the scheduler is already running")
+    start_scheduler(current_app._get_current_object())  # type: ignore[attr-defined]
+    return Response(status=204)
+
+
+@bp.post("/shutdown")
+def shutdown_scheduler() -> Response:
+    body = json_object(required=False) or {}
+    _require_started()
+    get_scheduler().shutdown(wait=body.get("wait") is not False)
+    return Response(status=204)
+
+
+@bp.post("/pause")
+@require_role("operator")
+def pause_scheduler() -> Response:
+    _require_started()
+    get_scheduler().pause()
+    return Response(status=204)
+
+
+@bp.post("/resume")
+@require_role("operator")
+def resume_scheduler() -> Response:
+    _require_started()
+    extension = get_scheduler()
+    if not extension.may_fire:
+        raise Conflict(f"host {extension.host_name} is not in SCHEDULER_ALLOWED_HOSTS")
+    extension.resume()
+    return Response(status=204)
+
+
+@bp.get("/tasks")
+def list_tasks_view() -> Response:
+    return jsonify(list_tasks(current_app.config["SCHEDULER_ALLOWED_MODULES"]))

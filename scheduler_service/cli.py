@@ -1,0 +1,125 @@
+"""The scheduler-service console script: run, check-config, jobs, hash-password, new-token."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import logging
+import secrets
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import click
+from flask import Flask
+from werkzeug.security import generate_password_hash
+
+from . import create_app
+from .errors import ConfigError
+
+
+def _app_or_exit(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app; on bad configuration print one line naming the key and exit 2."""
+    try:
+        return create_app(overrides)
+    except ConfigError as exc:
+        click.echo(f"scheduler-service: configuration error: {exc.message}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def main(log_level: str) -> None:
+    """Job-scheduling control plane: Flask-APScheduler's REST API, safe and observable."""
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Request threads of the waitress server.")
+def run(host: str, port: int, threads: int) -> None:
+    """Serve the API with waitress (one process) and fire jobs."""
+    from waitress import serve
+
+    app = _app_or_exit()
+    prefix = app.config["SCHEDULER_API_PREFIX"]
+    base = f"http://{host}:{port}"
+    click.echo(f"scheduler-service listening on {base}  (job API: {base}{prefix}, "
+               f"health: {base}/healthz)", err=True)
+    click.echo(f"log in with HTTP Basic as {app.config['SCHEDULER_ADMIN_USER']!r} "
+               "(or a user of SCHEDULER_USERS); Ctrl-C stops", err=True)
+    try:
+        serve(app, host=host, port=port, threads=threads, ident="scheduler-service")
+    finally:
+        extension = app.extensions["scheduler_service"]
+        if extension.running:
+            extension.shutdown(wait=False)
+
+
+@main.command("check-config")
+def check_config() -> None:
+    """Validate settings and declared jobs and reach every job store; change nothing."""
+    from .scheduler.ext import get_scheduler
+    from .errors import ServiceUnavailable
+
+    app = _app_or_exit({"SCHEDULER_AUTOSTART": False})
+    with app.app_context():
+        extension = get_scheduler()
+        try:
+            extension.probe_stores(timeout=app.config["SCHEDULER_STORE_TIMEOUT"])
+        except ServiceUnavailable as exc:
+            click.echo(f"scheduler-service: configuration error: {exc.message}", err=True)
+            sys.exit(2)
+        stores = ", ".join(extension.jobstores)
+        click.echo(f"configuration OK: job stores {stores}; "
+                   f"{len(extension.declared)} declared job(s)")
+
+
+@main.command("jobs")
+def list_jobs() -> None:
+    """List the jobs in every job store (fires nothing)."""
+    from .scheduler.ext import get_job_service
+    from .scheduler.serialize import iso
+
+    app = _app_or_exit({"SCHEDULER_START_PAUSED": True})
+    try:
+        with app.app_context():
+            jobs = get_job_service().list_jobs()
+            click.echo(f"{'ID':<24} {'STORE':<10} {'NEXT RUN':<27} FUNC")
+            for job in jobs:
+                next_run = iso(job.next_run_time) or "paused"
+                click.echo(f"{job.id:<24} {job._jobstore_alias:<10} {next_run:<27} {job.func_ref}")
+            click.echo(f"{len(jobs)} job(s)", err=True)
+    finally:
+        app.extensions["scheduler_service"].shutdown(wait=False)
+
+
+@main.command("hash-password")
+def hash_password() -> None:
+    """Read a password (twice, not echoed) and print its hash for SCHEDULER_*_PASSWORD_HASH."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise click.ClickException("the passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise click.ClickException("empty password")
+    click.echo(generate_password_hash(password))
+
+
+@main.command("new-token")
+@click.option("--name", required=True, help="Who or what uses the token.")
+@click.option("--role", type=click.Choice(["viewer", "operator", "admin"]), default="viewer",
+              show_default=True)
+def new_token(name: str, role: str) -> None:
+    """Generate a bearer token; print it once and the entry for SCHEDULER_API_TOKENS."""
+    token = secrets.token_urlsafe(32)
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    click.echo(f"token (shown once): {token}")
+    click.echo(f'SCHEDULER_API_TOKENS entry: {{"name": "{name}", "role": "{role}", '
+               f'"token_sha256": "{digest}"}}')

@@ -1,0 +1,128 @@
+"""Domain errors and the one JSON error body every non-2xx answer uses.
+
+Exception tree::
+
+    ServiceError                    500  root of every error the service raises on purpose
+    ├── ConfigError (ValueError)    bad settings or job declarations; stops start-up
+    ├── BadRequest                  400  malformed request (bad JSON, bad query parameter)
+    │   └── ValidationFailed        400  body fails the schema; ``errors`` maps field -> problem
+    ├── Unauthorized                401  missing or wrong credentials
+    ├── Forbidden                   403  authenticated, but the role is too low
+    ├── NotFound (LookupError)      404  unknown job (or other resource)
+    ├── Conflict                    409  id already taken, or the state forbids the operation
+    ├── UnsupportedMediaType        415  body that is not JSON (blocks cross-site form posts)
+    ├── Unprocessable               422  well-formed but impossible (date in the past, end < start)
+    └── ServiceUnavailable          503  a job store or database cannot be reached
+
+Every answer that is not 2xx has the body of SPEC §3::
+
+    {"error_message": "...", "code": 422, "status": "Unprocessable Entity", "errors": {...}}
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """Root of the service's own errors; knows its HTTP status."""
+
+    code: int = 500
+
+    def __init__(self, message: str, *, errors: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+
+
+class ConfigError(ServiceError, ValueError):
+    """Settings or declared jobs are invalid; the message names the key or job."""
+
+
+class BadRequest(ServiceError):
+    code = 400
+
+
+class ValidationFailed(BadRequest):
+    """The request body does not match the schema."""
+
+
+class Unauthorized(ServiceError):
+    code = 401
+
+
+class Forbidden(ServiceError):
+    code = 403
+
+
+class NotFound(ServiceError, LookupError):
+    code = 404
+
+
+class Conflict(ServiceError):
+    code = 409
+
+
+class UnsupportedMediaType(ServiceError):
+    code = 415
+
+
+class Unprocessable(ServiceError):
+    code = 422
+
+
+class ServiceUnavailable(ServiceError):
+    code = 503
+
+
+def error_response(
+    code: int, message: str, *, errors: dict[str, Any] | None = None
+) -> Response:
+    """Build the SPEC §3 error body with the given status."""
+    body: dict[str, Any] = {
+        "error_message": message,
+        "code": code,
+        "status": HTTPStatus(code).phrase,
+    }
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = code
+    return response
+
+
+def _handle_service_error(error: ServiceError) -> Response:
+    response = error_response(error.code, error.message, errors=error.errors)
+    if isinstance(error, Unauthorized):
+        from .auth import www_authenticate_header  # auth imports errors, not the reverse at load
+
+        response.headers["WWW-Authenticate"] = www_authenticate_header()
+    return response
+
+
+def _handle_http_exception(error: HTTPException) -> Response:
+    code = error.code or 500
+    response = error_response(code, error.description or HTTPStatus(code).phrase)
+    if code == 405 and error.valid_methods:  # type: ignore[attr-defined]
+        response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    return response
+
+
+def _handle_unexpected(error: Exception) -> Response:
+    # The traceback goes to the log; the client learns nothing about internals.
+    log.exception("unhandled error", exc_info=error)
+    return error_response(500, "Internal server error")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Turn every error, HTTPException included, into the SPEC §3 JSON body."""
+    app.register_error_handler(ServiceError, _handle_service_error)
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(Exception, _handle_unexpected)

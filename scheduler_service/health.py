@@ -1,0 +1,48 @@
+"""Unauthenticated health probes: /healthz (alive) and /readyz (stores and database answer)."""
+
+from __future__ import annotations
+
+from apscheduler.schedulers.base import STATE_STOPPED
+from flask import Blueprint, Response, current_app, jsonify
+from sqlalchemy import text
+
+from .errors import ServiceUnavailable
+from .extensions import db
+from .scheduler.backends import probe_jobstore
+from .scheduler.ext import get_scheduler, state_name
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """Alive: the process answers and, once started, the scheduler thread runs."""
+    extension = get_scheduler()
+    thread = getattr(extension.scheduler, "_thread", None)
+    alive = extension.state == STATE_STOPPED or (thread is not None and thread.is_alive())
+    body = {"status": "ok" if alive else "failing", "scheduler": state_name(extension.state)}
+    return jsonify(body), 200 if alive else 503
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """Ready: every job store and the service database answer now."""
+    timeout = current_app.config["SCHEDULER_STORE_TIMEOUT"]
+    checks: dict[str, str] = {}
+    for alias, store in get_scheduler().jobstores.items():
+        try:
+            probe_jobstore(store, timeout=timeout)
+            checks[f"jobstore:{alias}"] = "ok"
+        except ServiceUnavailable as exc:
+            checks[f"jobstore:{alias}"] = exc.message
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any driver's error: report its kind, never the URL
+        checks["database"] = f"unreachable ({type(exc).__name__})"
+    finally:
+        db.session.remove()
+    ready = all(v == "ok" for v in checks.values())
+    return jsonify({"status": "ready" if ready else "not ready", "checks": checks}), (
+        200 if ready else 503
+    )

@@ -1,0 +1,175 @@
+"""Build the scheduler from settings, on Flask-APScheduler's extension; get_scheduler()."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask, current_app
+from flask_apscheduler import APScheduler
+
+from ..errors import ConfigError, ServiceUnavailable
+from .backends import build_executor, build_jobstore, describe_jobstore, probe_jobstore
+from .declared import load_declared_jobs
+from .service import JobService
+from .specs import JobContext, JobSpec
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "scheduler_service"
+
+
+class ServiceScheduler(APScheduler):
+    """Flask-APScheduler's extension, fed validated settings and store instances.
+
+    The scheduler always runs once started so that the API reads and writes the stores; on a
+    host outside SCHEDULER_ALLOWED_HOSTS it stays paused (serves the API, fires nothing).
+    """
+
+    def __init__(self, *, jobstores: dict[str, Any], executors: dict[str, Any]) -> None:
+        super().__init__(scheduler=BackgroundScheduler())
+        self._jobstore_instances = jobstores
+        self._executor_instances = executors
+        self.declared: list[JobSpec] = []
+        self.service: JobService
+
+    def _load_config(self) -> None:
+        config = self.app.config
+        self._scheduler.configure(
+            jobstores=self._jobstore_instances,
+            executors=self._executor_instances,
+            job_defaults=dict(config["SCHEDULER_JOB_DEFAULTS"]),
+            timezone=ZoneInfo(config["SCHEDULER_TIMEZONE"]),
+        )
+        self.allowed_hosts = list(config["SCHEDULER_ALLOWED_HOSTS"])
+        self.api_prefix = config["SCHEDULER_API_PREFIX"]
+        self.api_enabled = False  # the service serves its own, hardened API
+
+    def _load_jobs(self) -> None:
+        """Declared jobs are upserted after start (see start), never queued as pending jobs."""
+
+    @property
+    def may_fire(self) -> bool:
+        """Whether this host is allowed to fire jobs."""
+        return "*" in self.allowed_hosts or self.host_name in self.allowed_hosts
+
+    @property
+    def jobstores(self) -> dict[str, Any]:
+        return self._jobstore_instances
+
+    def probe_stores(self, *, timeout: float) -> None:
+        """Check every job store answers now.
+
+        :raises ServiceUnavailable: naming the first store that does not.
+        """
+        for store in self._jobstore_instances.values():
+            probe_jobstore(store, timeout=timeout)
+
+    def start(self, paused: bool = False) -> None:
+        """Start, upsert the declared jobs, then fire unless paused or on a host not allowed."""
+        self._scheduler.start(paused=True)
+        for spec in self.declared:
+            outcome = self.service.upsert_job(spec)
+            log.info("declared job %s: %s", spec.id, outcome)
+        if not paused and self.may_fire:
+            self._scheduler.resume()
+        elif not self.may_fire:
+            log.info("host %s is not in SCHEDULER_ALLOWED_HOSTS: serving the API, firing nothing",
+                     self.host_name)
+
+
+def _jobstore_settings(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
+    stores = dict(config["SCHEDULER_JOBSTORES"])
+    if config["SCHEDULER_JOBSTORE_URL"]:
+        stores["default"] = config["SCHEDULER_JOBSTORE_URL"]
+    if stores.get("default") is None:
+        stores["default"] = f"sqlite:///{instance_path / 'jobs.sqlite'}"
+    return stores
+
+
+def init_scheduler(app: Flask) -> ServiceScheduler:
+    """Build the scheduler extension for ``app`` and validate the declared jobs.
+
+    :raises ConfigError: a store, executor or declared job is invalid.
+    """
+    config = app.config
+    stores = {alias: build_jobstore(alias, spec)
+              for alias, spec in _jobstore_settings(config, Path(app.instance_path)).items()}
+    executors = {alias: build_executor(alias, spec)
+                 for alias, spec in dict(config["SCHEDULER_EXECUTORS"]).items()}
+    if "default" not in executors:
+        raise ConfigError("SCHEDULER_EXECUTORS: needs a 'default' executor")
+    extension = ServiceScheduler(jobstores=stores, executors=executors)
+    extension.init_app(app)
+    context = JobContext(
+        allowed_modules=tuple(config["SCHEDULER_ALLOWED_MODULES"]),
+        jobstores=tuple(stores),
+        executors=tuple(executors),
+        timezone=ZoneInfo(config["SCHEDULER_TIMEZONE"]),
+    )
+    extension.service = JobService(extension.scheduler, context)
+    extension.declared = load_declared_jobs(config, context)
+    app.extensions[EXTENSION_KEY] = extension
+    return extension
+
+
+def start_scheduler(app: Flask) -> None:
+    """Check the stores answer, then start the scheduler of ``app``.
+
+    :raises ConfigError: a job store is unreachable (one line naming it and the cause).
+    """
+    extension: ServiceScheduler = app.extensions[EXTENSION_KEY]
+    try:
+        extension.probe_stores(timeout=app.config["SCHEDULER_STORE_TIMEOUT"])
+    except ServiceUnavailable as exc:
+        raise ConfigError(f"SCHEDULER_JOBSTORES: {exc.message}") from None
+    extension.start(paused=app.config["SCHEDULER_START_PAUSED"])
+
+
+def get_scheduler() -> ServiceScheduler:
+    """Return the current app's scheduler extension."""
+    return current_app.extensions[EXTENSION_KEY]
+
+
+def get_job_service() -> JobService:
+    """Return the current app's job service."""
+    return get_scheduler().service
+
+
+_STATE_NAMES = {0: "stopped", 1: "running", 2: "paused"}
+
+
+def state_name(state: int) -> str:
+    """Name an APScheduler state constant."""
+    return _STATE_NAMES.get(state, str(state))
+
+
+def _describe_executor(executor: Any) -> dict[str, Any]:
+    kind = "processpool" if "Process" in type(executor).__name__ else "threadpool"
+    pool = getattr(executor, "_pool", None)
+    return {"type": kind, "max_workers": getattr(pool, "_max_workers", None)}
+
+
+def scheduler_info(extension: ServiceScheduler) -> dict[str, Any]:
+    """Return Flask-APScheduler's scheduler info plus the service's extras."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        service_version = version("scheduler-service")
+    except PackageNotFoundError:
+        service_version = "unknown"
+    return {
+        "current_host": extension.host_name,
+        "allowed_hosts": extension.allowed_hosts,
+        "running": extension.running,
+        "state": state_name(extension.state),
+        "firing": extension.state == 1 and extension.may_fire,
+        "timezone": str(extension.scheduler.timezone),
+        "jobstores": [describe_jobstore(s) for s in extension.jobstores.values()],
+        "executors": {alias: _describe_executor(e)
+                      for alias, e in extension._executor_instances.items()},
+        "version": service_version,
+    }

@@ -1,0 +1,276 @@
+"""Job operations over one APScheduler scheduler; APScheduler's errors are translated here, once.
+
+Every change is validated whole before the store is touched, and written with one store call,
+so a request applies fully or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from apscheduler.executors.base import MaxInstancesReachedError
+from apscheduler.job import Job
+from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
+from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
+
+from ..errors import BadRequest, Conflict, NotFound, ServiceError, ServiceUnavailable
+from .serialize import job_to_dict, trigger_to_dict
+from .specs import (
+    ALL_TRIGGER_FIELDS,
+    CRON_FIELDS,
+    INTERVAL_UNITS,
+    OPTION_FIELDS,
+    JobContext,
+    JobSpec,
+    build_trigger,
+    normalize,
+    parse_spec,
+    resolve_job,
+    resolve_options,
+)
+
+log = logging.getLogger(__name__)
+
+_TRIGGER_KEYS = ALL_TRIGGER_FIELDS | {"trigger"}
+_DEFAULTED = ("misfire_grace_time", "max_instances", "coalesce")
+
+
+def _store_error_types() -> tuple[type[BaseException], ...]:
+    """Connection errors of whichever store drivers are installed."""
+    types: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    candidates = [
+        ("sqlalchemy.exc", "OperationalError"), ("sqlalchemy.exc", "InterfaceError"),
+        ("redis.exceptions", "ConnectionError"), ("redis.exceptions", "TimeoutError"),
+        ("pymongo.errors", "ConnectionFailure"), ("kazoo.exceptions", "ConnectionLoss"),
+        ("kazoo.exceptions", "SessionExpiredError"), ("kazoo.handlers.threading", "KazooTimeoutError"),
+        ("rethinkdb.errors", "ReqlDriverError"),
+    ]
+    for module_name, name in candidates:
+        with contextlib.suppress(ImportError, AttributeError):
+            module = __import__(module_name, fromlist=[name])
+            types.append(getattr(module, name))
+    return tuple(types)
+
+
+_STORE_ERRORS = _store_error_types()
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn a job store's connection errors into 503, naming no secret."""
+    try:
+        yield
+    except ServiceError:
+        raise
+    except _STORE_ERRORS as exc:
+        log.warning("job store unavailable: %s", type(exc).__name__)
+        raise ServiceUnavailable(f"the job store is unavailable ({type(exc).__name__})") from None
+
+
+class JobService:
+    """Add, list, change, pause, resume, remove and run jobs of one scheduler."""
+
+    def __init__(self, scheduler: BaseScheduler, context: JobContext) -> None:
+        self.scheduler = scheduler
+        self.context = context
+
+    def _now(self) -> datetime:
+        return datetime.now(self.context.timezone)
+
+    def _require_running(self) -> None:
+        if self.scheduler.state == STATE_STOPPED:
+            raise Conflict("the scheduler is shut down; POST /scheduler/start first")
+
+    def list_jobs(
+        self, *, jobstore: str | None = None, trigger: str | None = None,
+        paused: bool | None = None,
+    ) -> list[Job]:
+        """Return jobs, soonest first per store, filtered as asked."""
+        self._require_running()
+        if jobstore is not None and jobstore not in self.context.jobstores:
+            raise NotFound(f"no job store {jobstore!r}")
+        with store_errors():
+            jobs = self.scheduler.get_jobs(jobstore)
+        if trigger is not None:
+            jobs = [j for j in jobs if trigger_to_dict(j.trigger)["trigger"] == trigger]
+        if paused is not None:
+            jobs = [j for j in jobs if (j.next_run_time is None) == paused]
+        return jobs
+
+    def get_job(self, job_id: str) -> Job:
+        """Return one job.
+
+        :raises NotFound: no job has this id.
+        """
+        self._require_running()
+        with store_errors():
+            job = self.scheduler.get_job(job_id)
+        if job is None:
+            raise NotFound(f"Job {job_id} not found")
+        return job
+
+    def add_job(self, data: Any) -> Job:
+        """Validate and add a job; replace an existing one only when asked to.
+
+        :raises Conflict: the id is taken (in any store) and replace_existing is not set.
+        """
+        spec = parse_spec(data)
+        options = resolve_job(spec, self.context, now=self._now())
+        self._require_running()
+        with store_errors():
+            existing = self.scheduler.get_job(spec.id)
+            store = options.get("jobstore", "default")
+            if existing is not None and (
+                not spec.replace_existing or existing._jobstore_alias != store
+            ):
+                raise Conflict(f"Job {spec.id} already exists.")
+            try:
+                return self.scheduler.add_job(**options, replace_existing=spec.replace_existing)
+            except ConflictingIdError:  # added by someone else in between
+                raise Conflict(f"Job {spec.id} already exists.") from None
+
+    def modify_job(self, job_id: str, patch: Any) -> Job:
+        """Apply a partial change, validated whole against the merged job, in one store write.
+
+        :raises NotFound: no job has this id.
+        """
+        if not isinstance(patch, dict):
+            raise BadRequest("the body must be a JSON object")
+        forbidden = {k: "cannot be changed" for k in ("id", "replace_existing") if k in patch}
+        if forbidden:
+            raise BadRequest("the job is not valid", errors=forbidden)
+        job = self.get_job(job_id)
+        patch = normalize(patch)
+        if patch.get("jobstore", job._jobstore_alias) != job._jobstore_alias:
+            raise BadRequest("a job cannot move between stores; delete it and add it again",
+                             errors={"jobstore": "cannot be changed"})
+        spec = parse_spec(merge_patch(job_to_dict(job), patch))
+        changes = self._changes(job, spec, trigger_touched=bool(set(patch) & _TRIGGER_KEYS))
+        if "next_run_time" in patch:
+            changes["next_run_time"] = resolve_options(spec, self.context)["next_run_time"]
+        with store_errors():
+            try:
+                self.scheduler.modify_job(job_id, job._jobstore_alias, **changes)
+            except JobLookupError:
+                raise NotFound(f"Job {job_id} not found") from None
+        return self.get_job(job_id)
+
+    def _changes(self, job: Job, spec: JobSpec, *, trigger_touched: bool) -> dict[str, Any]:
+        options = resolve_options(spec, self.context)
+        changes = {k: options[k] for k in OPTION_FIELDS if k in options}
+        if trigger_touched:
+            trigger = build_trigger(spec, self.context, now=self._now())
+            changes["trigger"] = trigger
+            if job.next_run_time is not None:  # a paused job stays paused
+                changes["next_run_time"] = trigger.get_next_fire_time(None, self._now())
+        return changes
+
+    def pause_job(self, job_id: str) -> Job:
+        """Pause a job: it keeps its schedule but does not fire until resumed."""
+        job = self.get_job(job_id)
+        with store_errors():
+            self.scheduler.pause_job(job_id, job._jobstore_alias)
+        return self.get_job(job_id)
+
+    def resume_job(self, job_id: str) -> Job:
+        """Resume a paused job from its next fire time after now.
+
+        :raises Conflict: its trigger has no fire time left (APScheduler would delete it).
+        """
+        job = self.get_job(job_id)
+        if job.trigger.get_next_fire_time(None, self._now()) is None:
+            raise Conflict(f"Job {job_id} has no fire time left; delete it or change its trigger")
+        with store_errors():
+            self.scheduler.resume_job(job_id, job._jobstore_alias)
+        return self.get_job(job_id)
+
+    def remove_job(self, job_id: str) -> None:
+        """Remove a job.
+
+        :raises NotFound: no job has this id.
+        """
+        job = self.get_job(job_id)
+        with store_errors():
+            try:
+                self.scheduler.remove_job(job_id, job._jobstore_alias)
+            except JobLookupError:
+                raise NotFound(f"Job {job_id} not found") from None
+
+    def run_job(self, job_id: str) -> Job:
+        """Submit one run of the job to its executor now, outside the request thread.
+
+        :raises Conflict: the job already runs max_instances times.
+        """
+        job = self.get_job(job_id)
+        executor = self.scheduler._lookup_executor(job.executor)
+        try:
+            executor.submit_job(job, [self._now()])
+        except MaxInstancesReachedError:
+            raise Conflict(
+                f"Job {job_id} is already running {job.max_instances} time(s) (max_instances)"
+            ) from None
+        return job
+
+    def upsert_job(self, spec: JobSpec) -> str:
+        """Add a declared job, or bring a stored one in line with it; keep its schedule when
+        its trigger did not change, and keep it paused if an operator paused it.
+
+        :returns: "added", "updated" or "unchanged".
+        """
+        options = resolve_job(spec, self.context, now=self._now())
+        with store_errors():
+            existing = self.scheduler.get_job(spec.id)
+            if existing is None:
+                self.scheduler.add_job(**options)
+                return "added"
+            changes = self._declared_changes(existing, spec, options)
+            if not changes:
+                return "unchanged"
+            self.scheduler.modify_job(spec.id, existing._jobstore_alias, **changes)
+            return "updated"
+
+    def _declared_changes(self, job: Job, spec: JobSpec, options: dict[str, Any]) -> dict:
+        defaults = self.scheduler._job_defaults
+        changes = {}
+        for field in OPTION_FIELDS:
+            want = options.get(field, defaults.get(field, "default" if field == "executor" else None))
+            have = getattr(job, "func_ref" if field == "func" else field)
+            if field in ("args", "kwargs"):
+                have = list(have) if field == "args" else dict(have)
+            if want != have:
+                changes[field] = want
+        old, new = trigger_to_dict(job.trigger), trigger_to_dict(options["trigger"])
+        if spec.start_date is None:  # an interval's start_date defaults to "now": not a change
+            old.pop("start_date", None)
+            new.pop("start_date", None)
+        if old != new:
+            changes["trigger"] = options["trigger"]
+            if job.next_run_time is not None:
+                changes["next_run_time"] = options["trigger"].get_next_fire_time(None, self._now())
+        return changes
+
+
+def merge_patch(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Merge a PATCH body into the job's JSON.
+
+    Trigger fields merge with the current trigger's when the trigger type stays the same,
+    except that interval units replace each other as a group, and so do cron fields and a
+    crontab line; a new trigger type starts from the patch's fields alone. A field set to
+    null is removed.
+    """
+    merged = {k: v for k, v in current.items() if k != "next_run_time"}
+    if "trigger" in patch and patch["trigger"] != current.get("trigger"):
+        for key in ALL_TRIGGER_FIELDS:
+            merged.pop(key, None)
+    if set(patch) & set(INTERVAL_UNITS):
+        for key in INTERVAL_UNITS:
+            merged.pop(key, None)
+    if set(patch) & (set(CRON_FIELDS) | {"crontab"}):
+        for key in (*CRON_FIELDS, "crontab"):
+            merged.pop(key, None)
+    merged.update(patch)
+    return {k: v for k, v in merged.items() if not (v is None and k in _TRIGGER_KEYS)}

@@ -1,0 +1,286 @@
+"""The one job validator, for config-declared and API-submitted jobs alike.
+
+``JobSpec`` checks the JSON shape (types, unknown fields); ``resolve_job`` then checks what
+needs the scheduler's context (allowed functions, aliases, trigger arguments) and returns the
+keyword arguments for ``BaseScheduler.add_job``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+
+from ..errors import Unprocessable, ValidationFailed
+from .callables import CallableRefused, check_arguments, resolve_callable
+
+INTERVAL_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
+CRON_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
+TRIGGER_FIELDS: dict[str, tuple[str, ...]] = {
+    "date": ("run_date", "timezone"),
+    "interval": (*INTERVAL_UNITS, "start_date", "end_date", "timezone", "jitter"),
+    "cron": (*CRON_FIELDS, "crontab", "start_date", "end_date", "timezone", "jitter"),
+}
+ALL_TRIGGER_FIELDS = frozenset(f for fields in TRIGGER_FIELDS.values() for f in fields)
+DATE_FIELDS = ("run_date", "start_date", "end_date", "next_run_time")
+# Job options that APScheduler's modify_job accepts, besides the trigger.
+OPTION_FIELDS = ("name", "func", "args", "kwargs", "misfire_grace_time", "max_instances",
+                 "coalesce", "executor")
+
+Count = Annotated[StrictInt, Field(ge=0)]
+CronValue = StrictInt | Annotated[str, Field(min_length=1, max_length=100)]
+DateText = Annotated[str, Field(max_length=64)]
+
+
+class JobSpec(BaseModel):
+    """A job as JSON, in Flask-APScheduler's shape (SPEC §3)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(min_length=1, max_length=191, pattern=r"^[^/\x00-\x1f\x7f]+$")]
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    func: Annotated[str, Field(max_length=200)]
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    trigger: Literal["date", "interval", "cron"]
+    run_date: DateText | None = None
+    weeks: Count | None = None
+    days: Count | None = None
+    hours: Count | None = None
+    minutes: Count | None = None
+    seconds: Count | None = None
+    start_date: DateText | None = None
+    end_date: DateText | None = None
+    timezone: Annotated[str, Field(max_length=64)] | None = None
+    jitter: Count | None = None
+    year: CronValue | None = None
+    month: CronValue | None = None
+    day: CronValue | None = None
+    week: CronValue | None = None
+    day_of_week: CronValue | None = None
+    hour: CronValue | None = None
+    minute: CronValue | None = None
+    second: CronValue | None = None
+    crontab: Annotated[str, Field(max_length=200)] | None = None
+    misfire_grace_time: Annotated[StrictInt, Field(ge=1)] | None = None
+    max_instances: Annotated[StrictInt, Field(ge=1, le=1000)] | None = None
+    coalesce: StrictBool | None = None
+    next_run_time: DateText | None = None
+    jobstore: Annotated[str, Field(min_length=1)] | None = None
+    executor: Annotated[str, Field(min_length=1)] | None = None
+    replace_existing: StrictBool = False
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What validation needs to know about the running service."""
+
+    allowed_modules: tuple[str, ...]
+    jobstores: tuple[str, ...]
+    executors: tuple[str, ...]
+    timezone: ZoneInfo
+
+
+def normalize(data: Any) -> Any:
+    """Accept Flask-APScheduler's legacy nested trigger ``{"trigger": {"type": "cron", ...}}``."""
+    if isinstance(data, dict) and isinstance(data.get("trigger"), dict):
+        data = dict(data)
+        trigger = dict(data.pop("trigger"))
+        data["trigger"] = trigger.pop("type", "date")
+        for key, value in trigger.items():
+            data.setdefault(key, value)
+    return data
+
+
+def parse_spec(data: Any) -> JobSpec:
+    """Validate the JSON shape of a job.
+
+    :raises ValidationFailed: with one entry per bad field.
+    """
+    try:
+        return JobSpec.model_validate(normalize(data))
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "the job is not valid", errors=validation_errors(exc)
+        ) from None
+
+
+def validation_errors(exc: ValidationError) -> dict[str, str]:
+    """Map pydantic errors to ``{"field": "problem"}``."""
+    errors: dict[str, str] = {}
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        errors.setdefault(field, message)
+    return errors
+
+
+def parse_datetime(value: str, field: str, tz: ZoneInfo) -> datetime:
+    """Parse ISO 8601 or 'YYYY-MM-DD HH:MM:SS'; naive values are in ``tz``."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(
+            "the job is not valid",
+            errors={field: "not a date: use ISO 8601 or 'YYYY-MM-DD HH:MM:SS'"},
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+
+
+def _zone(spec: JobSpec, ctx: JobContext) -> ZoneInfo:
+    if spec.timezone is None:
+        return ctx.timezone
+    try:
+        return ZoneInfo(spec.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationFailed(
+            "the job is not valid", errors={"timezone": f"unknown time zone {spec.timezone!r}"}
+        ) from None
+
+
+def _check_fields(spec: JobSpec) -> None:
+    allowed = TRIGGER_FIELDS[spec.trigger]
+    given = {f for f in ALL_TRIGGER_FIELDS if getattr(spec, f) is not None}
+    wrong = {f: f"not an argument of the {spec.trigger} trigger" for f in given - set(allowed)}
+    if spec.crontab is not None:
+        wrong.update({f: "give either crontab or cron fields" for f in given & set(CRON_FIELDS)})
+    if spec.trigger == "date" and spec.run_date is None:
+        wrong["run_date"] = "required for the date trigger"
+    if wrong:
+        raise ValidationFailed("the job is not valid", errors=wrong)
+
+
+_CRONTAB_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
+# crontab(5) numbers days from Sunday (0 or 7); APScheduler numbers them from Monday.
+_CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _crontab_fields(line: str) -> dict[str, str]:
+    parts = line.split()
+    if len(parts) != 5:
+        raise ValidationFailed(
+            "the job is not valid",
+            errors={"crontab": "needs 5 fields: minute hour day month day_of_week"},
+        )
+    fields = dict(zip(_CRONTAB_FIELDS, parts, strict=True))
+    fields["day_of_week"] = re.sub(
+        r"\b[0-7]\b", lambda m: _CRONTAB_DAYS[int(m.group())], fields["day_of_week"]
+    )
+    return fields
+
+
+def _cron(spec: JobSpec, tz: ZoneInfo, dates: dict[str, datetime]) -> BaseTrigger:
+    if spec.crontab is not None:
+        fields: dict[str, Any] = _crontab_fields(spec.crontab)
+    else:
+        fields = {f: getattr(spec, f) for f in CRON_FIELDS if getattr(spec, f) is not None}
+    errors = {}
+    for name, value in fields.items():  # one at a time, so each error names its field
+        try:
+            CronTrigger(**{name: value}, timezone=tz)
+        except ValueError as exc:
+            errors["crontab" if spec.crontab is not None else name] = str(exc)
+    if errors:
+        raise ValidationFailed("the job is not valid", errors=errors)
+    return CronTrigger(**fields, start_date=dates.get("start_date"),
+                       end_date=dates.get("end_date"), timezone=tz, jitter=spec.jitter)
+
+
+def build_trigger(spec: JobSpec, ctx: JobContext, *, now: datetime) -> BaseTrigger:
+    """Build the APScheduler trigger of ``spec``.
+
+    :raises ValidationFailed: bad trigger arguments (400).
+    :raises Unprocessable: a trigger that can never fire, or ends before it starts (422).
+    """
+    _check_fields(spec)
+    tz = _zone(spec, ctx)
+    dates = {f: parse_datetime(getattr(spec, f), f, tz)
+             for f in ("run_date", "start_date", "end_date") if getattr(spec, f) is not None}
+    if "start_date" in dates and "end_date" in dates and dates["end_date"] < dates["start_date"]:
+        raise Unprocessable("end_date is before start_date", errors={"end_date": "before start_date"})
+    if spec.trigger == "date":
+        if dates["run_date"] <= now:
+            raise Unprocessable("run_date is in the past", errors={"run_date": "in the past"})
+        trigger: BaseTrigger = DateTrigger(run_date=dates["run_date"], timezone=tz)
+    elif spec.trigger == "interval":
+        units = {u: getattr(spec, u) for u in INTERVAL_UNITS if getattr(spec, u) is not None}
+        if timedelta(**units) <= timedelta(0):
+            raise Unprocessable(
+                "the interval must be longer than zero",
+                errors={"seconds": "give at least one of weeks, days, hours, minutes, seconds"},
+            )
+        trigger = IntervalTrigger(**units, start_date=dates.get("start_date"),
+                                  end_date=dates.get("end_date"), timezone=tz, jitter=spec.jitter)
+    else:
+        trigger = _cron(spec, tz, dates)
+    if trigger.get_next_fire_time(None, now) is None:
+        raise Unprocessable("the trigger never fires after now", errors={"trigger": "never fires"})
+    return trigger
+
+
+def _check_func(spec: JobSpec, ctx: JobContext) -> None:
+    try:
+        func = resolve_callable(spec.func, ctx.allowed_modules)
+    except CallableRefused as exc:
+        raise ValidationFailed("the job is not valid", errors={"func": str(exc)}) from None
+    try:
+        check_arguments(func, spec.args, spec.kwargs)
+    except TypeError as exc:
+        raise ValidationFailed(
+            "the job is not valid", errors={"args": f"{spec.func}: {exc}"}
+        ) from None
+
+
+def _check_aliases(spec: JobSpec, ctx: JobContext) -> None:
+    errors = {}
+    if spec.jobstore is not None and spec.jobstore not in ctx.jobstores:
+        errors["jobstore"] = f"unknown job store; configured: {', '.join(ctx.jobstores)}"
+    if spec.executor is not None and spec.executor not in ctx.executors:
+        errors["executor"] = f"unknown executor; configured: {', '.join(ctx.executors)}"
+    if errors:
+        raise ValidationFailed("the job is not valid", errors=errors)
+
+
+def resolve_options(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
+    """Check the function and aliases; return the job's options as ``add_job`` keywords."""
+    _check_func(spec, ctx)
+    _check_aliases(spec, ctx)
+    options: dict[str, Any] = {
+        "id": spec.id, "name": spec.name or spec.id, "func": spec.func,
+        "args": list(spec.args), "kwargs": dict(spec.kwargs),
+    }
+    for field in ("misfire_grace_time", "max_instances", "coalesce", "jobstore", "executor"):
+        if field in spec.model_fields_set:
+            options[field] = getattr(spec, field)
+    if "next_run_time" in spec.model_fields_set:
+        options["next_run_time"] = (
+            None if spec.next_run_time is None
+            else parse_datetime(spec.next_run_time, "next_run_time", _zone(spec, ctx))
+        )
+    return options
+
+
+def resolve_job(spec: JobSpec, ctx: JobContext, *, now: datetime) -> dict[str, Any]:
+    """Validate ``spec`` whole and return keyword arguments for ``BaseScheduler.add_job``.
+
+    :raises ValidationFailed: 400, with the bad fields.
+    :raises Unprocessable: 422, a well-formed but impossible schedule.
+    """
+    options = resolve_options(spec, ctx)
+    options["trigger"] = build_trigger(spec, ctx, now=now)
+    return options
+
+
+def trigger_fields_of(spec: JobSpec) -> dict[str, Any]:
+    """Return the trigger fields ``spec`` sets, ``trigger`` included."""
+    fields = {f: getattr(spec, f) for f in ALL_TRIGGER_FIELDS if getattr(spec, f) is not None}
+    fields["trigger"] = spec.trigger
+    return fields

@@ -1,0 +1,232 @@
+"""Settings: built-in defaults -> config file -> SCHEDULER_* environment -> factory overrides.
+
+Every key has a default and a comment here. Values are validated with types once, at start-up,
+and a bad one stops the service with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+ENV_PREFIX = "SCHEDULER_"
+
+DEFAULTS: dict[str, Any] = {
+    # -- the scheduler (keys a Flask-APScheduler user already knows) -------------------------
+    # alias -> store: a dict {"type": "sqlalchemy", "url": ...}, a URL string, or a store
+    # instance. None as the default store's value means a SQLite file in the instance folder.
+    "SCHEDULER_JOBSTORES": {"default": None},
+    # One URL that replaces the "default" store (memory://, sqlite:///, postgresql+psycopg://,
+    # mysql+pymysql://, redis://, mongodb://, rethinkdb://, zookeeper://).
+    "SCHEDULER_JOBSTORE_URL": None,
+    # alias -> {"type": "threadpool" | "processpool", "max_workers": N}
+    "SCHEDULER_EXECUTORS": {
+        "default": {"type": "threadpool", "max_workers": 20},
+        "process": {"type": "processpool", "max_workers": 2},
+    },
+    # Defaults for every job: merge runs a late job once, one instance at a time, up to 60 s late.
+    "SCHEDULER_JOB_DEFAULTS": {"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+    # IANA time zone for triggers given without one.
+    "SCHEDULER_TIMEZONE": "UTC",
+    # Serve the job API, and under which URL prefix.
+    "SCHEDULER_API_ENABLED": True,
+    "SCHEDULER_API_PREFIX": "/scheduler",
+    # Host names on which the scheduler fires jobs; elsewhere it serves the API only. ["*"] = all.
+    "SCHEDULER_ALLOWED_HOSTS": ["*"],
+    # Jobs declared in configuration (SPEC §5), upserted at start-up. JOBS is the FA alias.
+    "SCHEDULER_JOBS": [],
+    # A TOML or YAML file of declared jobs ([[jobs]] tables / a `jobs:` list), added to the above.
+    "SCHEDULER_JOBS_FILE": None,
+    # Packages whose functions may be scheduled ("jobs" allows jobs and jobs.*).
+    "SCHEDULER_ALLOWED_MODULES": ["jobs"],
+    # Start the scheduler inside create_app (tools such as check-config turn it off).
+    "SCHEDULER_AUTOSTART": True,
+    # Start with job processing paused (POST /scheduler/resume starts firing).
+    "SCHEDULER_START_PAUSED": False,
+    # Seconds to wait for a job store or database to answer a health probe.
+    "SCHEDULER_STORE_TIMEOUT": 5.0,
+    # -- the service -------------------------------------------------------------------------
+    # The service's own SQL database (run history, users, companion blueprint). None means
+    # a SQLite file in the instance folder.
+    "SCHEDULER_DATABASE_URL": None,
+    # The instance folder (SQLite files, generated development credentials).
+    "SCHEDULER_INSTANCE_PATH": "instance",
+    # A Python, TOML or JSON file of settings, read after the defaults.
+    "SCHEDULER_CONFIG_FILE": None,
+    # Development mode: allows a generated or weak admin password. Never in production.
+    "SCHEDULER_DEV_MODE": False,
+    # The bootstrap admin; give the password in plain text or as a werkzeug hash.
+    "SCHEDULER_ADMIN_USER": "admin",
+    "SCHEDULER_ADMIN_PASSWORD": None,
+    "SCHEDULER_ADMIN_PASSWORD_HASH": None,
+    # More users: [{"name": ..., "password_hash": ..., "role": "viewer"|"operator"|"admin"}]
+    "SCHEDULER_USERS": [],
+    # Bearer tokens: [{"name": ..., "token_sha256": <hex>, "role": ...}]
+    "SCHEDULER_API_TOKENS": [],
+    # Realm named in WWW-Authenticate.
+    "SCHEDULER_AUTH_REALM": "scheduler-service",
+    # Seconds a verified password stays cached (0 turns the cache off); entries at most.
+    "SCHEDULER_AUTH_CACHE_TTL": 300.0,
+    "SCHEDULER_AUTH_CACHE_SIZE": 1024,
+    # Largest page GET /scheduler/jobs?limit= may ask for.
+    "SCHEDULER_MAX_PAGE_SIZE": 1000,
+}
+
+# Keys that may appear without the SCHEDULER_ prefix (Flask-APScheduler's spelling).
+ALIASES = {"JOBS": "SCHEDULER_JOBS"}
+
+
+class _Typed(BaseModel):
+    """Type check of every setting; field names are the setting keys."""
+
+    model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
+
+    SCHEDULER_JOBSTORES: dict[str, Any]
+    SCHEDULER_JOBSTORE_URL: str | None
+    SCHEDULER_EXECUTORS: dict[str, Any]
+    SCHEDULER_JOB_DEFAULTS: dict[str, Any]
+    SCHEDULER_TIMEZONE: str
+    SCHEDULER_API_ENABLED: bool
+    SCHEDULER_API_PREFIX: str
+    SCHEDULER_ALLOWED_HOSTS: list[str]
+    SCHEDULER_JOBS: list[dict[str, Any]]
+    SCHEDULER_JOBS_FILE: str | None
+    SCHEDULER_ALLOWED_MODULES: list[str] = Field(min_length=1)
+    SCHEDULER_AUTOSTART: bool
+    SCHEDULER_START_PAUSED: bool
+    SCHEDULER_STORE_TIMEOUT: float = Field(gt=0)
+    SCHEDULER_DATABASE_URL: str | None
+    SCHEDULER_INSTANCE_PATH: str
+    SCHEDULER_CONFIG_FILE: str | None
+    SCHEDULER_DEV_MODE: bool
+    SCHEDULER_ADMIN_USER: str = Field(min_length=1)
+    SCHEDULER_ADMIN_PASSWORD: str | None
+    SCHEDULER_ADMIN_PASSWORD_HASH: str | None
+    SCHEDULER_USERS: list[dict[str, Any]]
+    SCHEDULER_API_TOKENS: list[dict[str, Any]]
+    SCHEDULER_AUTH_REALM: str
+    SCHEDULER_AUTH_CACHE_TTL: float = Field(ge=0)
+    SCHEDULER_AUTH_CACHE_SIZE: int = Field(ge=1)
+    SCHEDULER_MAX_PAGE_SIZE: int = Field(ge=1)
+
+    @field_validator("SCHEDULER_API_PREFIX")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value and (not value.startswith("/") or value.endswith("/")):
+            raise ValueError("must start with '/' and not end with '/', e.g. '/scheduler'")
+        return value
+
+    @field_validator("SCHEDULER_TIMEZONE")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+
+_STRING_KEYS = frozenset(
+    name for name, field in _Typed.model_fields.items() if field.annotation in (str, str | None)
+)
+
+
+def _unknown_key(key: str, source: str) -> ConfigError:
+    hint = difflib.get_close_matches(key, DEFAULTS, n=1)
+    suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+    return ConfigError(f"{key}: unknown setting in {source}{suggestion}")
+
+
+def _take(into: dict[str, Any], values: Mapping[str, Any], source: str) -> None:
+    """Merge ``values`` into ``into``, refusing unknown SCHEDULER_* keys."""
+    for key, value in values.items():
+        key = ALIASES.get(key, key)
+        if key.startswith(ENV_PREFIX) and key not in DEFAULTS:
+            raise _unknown_key(key, source)
+        into[key] = value
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """Read a .py, .toml or .json settings file into a dict of upper-case keys.
+
+    :raises ConfigError: the file is missing or does not parse.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"SCHEDULER_CONFIG_FILE: no such file {path!r}")
+    try:
+        if file.suffix == ".toml":
+            data = tomllib.loads(file.read_text())
+        elif file.suffix == ".json":
+            data = json.loads(file.read_text())
+        elif file.suffix == ".py":
+            namespace: dict[str, Any] = {"__file__": str(file)}
+            exec(compile(file.read_text(), str(file), "exec"), namespace)  # noqa: S102 - operator's own config
+            data = namespace
+        else:
+            raise ConfigError(f"SCHEDULER_CONFIG_FILE: {path!r} is not a .py, .toml or .json file")
+    except ConfigError:
+        raise
+    except Exception as exc:  # a syntax error of any of the three formats
+        raise ConfigError(f"SCHEDULER_CONFIG_FILE: {path!r} does not parse: {exc}") from None
+    return {k: v for k, v in data.items() if k.isupper()}
+
+
+def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Take known SCHEDULER_* variables, decoding values that parse as JSON (as Flask does)."""
+    values: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if key not in DEFAULTS:
+            continue  # e.g. SCHEDULER_PORT set by Kubernetes for a service named "scheduler"
+        if key in _STRING_KEYS:
+            values[key] = raw  # a password "12345678" stays a string
+            continue
+        try:
+            values[key] = json.loads(raw)
+        except ValueError:
+            values[key] = raw
+    return values
+
+
+def _format_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    value = first.get("input")
+    shown = "" if key.endswith(("PASSWORD", "PASSWORD_HASH")) else f" has value {value!r}:"
+    return f"{key}{shown} {first['msg']}"
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Return validated settings: defaults, then config file, then environment, then overrides.
+
+    :raises ConfigError: a key is unknown or a value has the wrong type.
+    """
+    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    env_values = read_environment(environ)
+    settings = dict(DEFAULTS)
+    config_file = overrides.get("SCHEDULER_CONFIG_FILE", env_values.get("SCHEDULER_CONFIG_FILE"))
+    if config_file:
+        _take(settings, read_config_file(config_file), f"config file {config_file}")
+    _take(settings, env_values, "the environment")
+    _take(settings, overrides, "create_app()")
+    try:
+        typed = _Typed.model_validate(settings)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc)) from None
+    # The coerced values ("no" -> False), as fresh copies: APScheduler pops keys from its dicts.
+    settings.update(typed.model_dump())
+    return settings
