@@ -49,8 +49,14 @@ class Principal:
 class Authenticator:
     """Check HTTP Basic credentials and bearer tokens against hashed secrets."""
 
-    def __init__(self, *, users: dict[str, tuple[str, str]], tokens: dict[str, Principal],
-                 cache_ttl: float, cache_size: int) -> None:
+    def __init__(
+        self,
+        *,
+        users: dict[str, tuple[str, str]],
+        tokens: dict[str, Principal],
+        cache_ttl: float,
+        cache_size: int,
+    ) -> None:
         self._users = users  # name -> (password hash, role)
         self._tokens = tokens  # sha256 hex of the token -> principal
         self._ttl = cache_ttl
@@ -101,7 +107,8 @@ class Authenticator:
             auth = request.authorization
             principal = (
                 self.check_basic(auth.username or "", auth.password or "")
-                if auth is not None and auth.type == "basic" else None
+                if auth is not None and auth.type == "basic"
+                else None
             )
         if principal is None:
             raise Unauthorized("authentication required" if not header else "wrong credentials")
@@ -143,25 +150,39 @@ def build_authenticator(config: dict[str, Any]) -> Authenticator:
         users[config["SCHEDULER_ADMIN_USER"]] = (admin_hash, "admin")
     for i, entry in enumerate(config["SCHEDULER_USERS"]):
         where = f"SCHEDULER_USERS[{i}]"
-        if not isinstance(entry.get("name"), str) or not isinstance(entry.get("password_hash"), str):
-            raise ConfigError(f"{where}: needs 'name' and 'password_hash' (scheduler-service "
-                              "hash-password makes one)")
+        if not isinstance(entry.get("name"), str) or not isinstance(
+            entry.get("password_hash"), str
+        ):
+            raise ConfigError(
+                f"{where}: needs 'name' and 'password_hash' (scheduler-service "
+                "hash-password makes one)"
+            )
         users[entry["name"]] = (entry["password_hash"], _role(entry.get("role", "viewer"), where))
     tokens: dict[str, Principal] = {}
     for i, entry in enumerate(config["SCHEDULER_API_TOKENS"]):
         where = f"SCHEDULER_API_TOKENS[{i}]"
         digest = entry.get("token_sha256")
-        if not isinstance(digest, str) or len(digest) != 64 or not isinstance(entry.get("name"), str):
-            raise ConfigError(f"{where}: needs 'name' and a 64-hex-digit 'token_sha256' "
-                              "(scheduler-service new-token makes one)")
+        if (
+            not isinstance(digest, str)
+            or len(digest) != 64
+            or not isinstance(entry.get("name"), str)
+        ):
+            raise ConfigError(
+                f"{where}: needs 'name' and a 64-hex-digit 'token_sha256' "
+                "(scheduler-service new-token makes one)"
+            )
         tokens[digest.lower()] = Principal(entry["name"], _role(entry.get("role"), where), "token")
     if not users and not tokens:
         raise ConfigError(
             "SCHEDULER_ADMIN_PASSWORD: no user can log in; set SCHEDULER_ADMIN_PASSWORD or "
             "SCHEDULER_ADMIN_PASSWORD_HASH (or SCHEDULER_DEV_MODE=1 for a generated password)"
         )
-    return Authenticator(users=users, tokens=tokens, cache_ttl=config["SCHEDULER_AUTH_CACHE_TTL"],
-                         cache_size=config["SCHEDULER_AUTH_CACHE_SIZE"])
+    return Authenticator(
+        users=users,
+        tokens=tokens,
+        cache_ttl=config["SCHEDULER_AUTH_CACHE_TTL"],
+        cache_size=config["SCHEDULER_AUTH_CACHE_SIZE"],
+    )
 
 
 def require_role(role: str) -> Callable[[F], F]:
@@ -191,7 +212,7 @@ def _check_request() -> None:
         "viewer" if request.method in _SAFE_METHODS else "admin"
     )
     if not principal.has(needed):
-        raise Forbidden(f"this needs the {needed} role; {principal.name} is {principal.role}")
+        raise Forbidden(f"this needs the {needed} role; {principal.name!r} has the {principal.role} role")
     g.principal = principal
 
 

@@ -28,19 +28,29 @@ def _app_or_exit(overrides: Mapping[str, Any] | None = None) -> Flask:
 
 
 @click.group()
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 def main(log_level: str) -> None:
     """Job-scheduling control plane: Flask-APScheduler's REST API, safe and observable."""
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
-              help="Request threads of the waitress server.")
+@click.option(
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Request threads of the waitress server.",
+)
 def run(host: str, port: int, threads: int) -> None:
     """Serve the API with waitress (one process) and fire jobs."""
     from waitress import serve
@@ -48,10 +58,15 @@ def run(host: str, port: int, threads: int) -> None:
     app = _app_or_exit()
     prefix = app.config["SCHEDULER_API_PREFIX"]
     base = f"http://{host}:{port}"
-    click.echo(f"scheduler-service listening on {base}  (job API: {base}{prefix}, "
-               f"health: {base}/healthz)", err=True)
-    click.echo(f"log in with HTTP Basic as {app.config['SCHEDULER_ADMIN_USER']!r} "
-               "(or a user of SCHEDULER_USERS); Ctrl-C stops", err=True)
+    click.echo(
+        f"scheduler-service listening on {base}  (job API: {base}{prefix}, health: {base}/healthz)",
+        err=True,
+    )
+    click.echo(
+        f"log in with HTTP Basic as {app.config['SCHEDULER_ADMIN_USER']!r} "
+        "(or a user of SCHEDULER_USERS); Ctrl-C stops",
+        err=True,
+    )
     try:
         serve(app, host=host, port=port, threads=threads, ident="scheduler-service")
     finally:
@@ -63,8 +78,8 @@ def run(host: str, port: int, threads: int) -> None:
 @main.command("check-config")
 def check_config() -> None:
     """Validate settings and declared jobs and reach every job store; change nothing."""
-    from .scheduler.ext import get_scheduler
     from .errors import ServiceUnavailable
+    from .scheduler.ext import get_scheduler
 
     app = _app_or_exit({"SCHEDULER_AUTOSTART": False})
     with app.app_context():
@@ -75,8 +90,9 @@ def check_config() -> None:
             click.echo(f"scheduler-service: configuration error: {exc.message}", err=True)
             sys.exit(2)
         stores = ", ".join(extension.jobstores)
-        click.echo(f"configuration OK: job stores {stores}; "
-                   f"{len(extension.declared)} declared job(s)")
+        click.echo(
+            f"configuration OK: job stores {stores}; {len(extension.declared)} declared job(s)"
+        )
 
 
 @main.command("jobs")
@@ -114,12 +130,18 @@ def hash_password() -> None:
 
 @main.command("new-token")
 @click.option("--name", required=True, help="Who or what uses the token.")
-@click.option("--role", type=click.Choice(["viewer", "operator", "admin"]), default="viewer",
-              show_default=True)
+@click.option(
+    "--role",
+    type=click.Choice(["viewer", "operator", "admin"]),
+    default="viewer",
+    show_default=True,
+)
 def new_token(name: str, role: str) -> None:
     """Generate a bearer token; print it once and the entry for SCHEDULER_API_TOKENS."""
     token = secrets.token_urlsafe(32)
     digest = hashlib.sha256(token.encode()).hexdigest()
     click.echo(f"token (shown once): {token}")
-    click.echo(f'SCHEDULER_API_TOKENS entry: {{"name": "{name}", "role": "{role}", '
-               f'"token_sha256": "{digest}"}}')
+    click.echo(
+        f'SCHEDULER_API_TOKENS entry: {{"name": "{name}", "role": "{role}", '
+        f'"token_sha256": "{digest}"}}'
+    )

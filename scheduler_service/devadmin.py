@@ -15,8 +15,10 @@ FILE_NAME = "dev-admin.json"
 
 def _has_credentials(config: dict[str, Any]) -> bool:
     return bool(
-        config["SCHEDULER_ADMIN_PASSWORD"] or config["SCHEDULER_ADMIN_PASSWORD_HASH"]
-        or config["SCHEDULER_USERS"] or config["SCHEDULER_API_TOKENS"]
+        config["SCHEDULER_ADMIN_PASSWORD"]
+        or config["SCHEDULER_ADMIN_PASSWORD_HASH"]
+        or config["SCHEDULER_USERS"]
+        or config["SCHEDULER_API_TOKENS"]
     )
 
 

@@ -82,9 +82,7 @@ class ServiceUnavailable(ServiceError):
     code = 503
 
 
-def error_response(
-    code: int, message: str, *, errors: dict[str, Any] | None = None
-) -> Response:
+def error_response(code: int, message: str, *, errors: dict[str, Any] | None = None) -> Response:
     """Build the SPEC §3 error body with the given status."""
     body: dict[str, Any] = {
         "error_message": message,

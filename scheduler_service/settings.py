@@ -201,7 +201,7 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
 
 def _format_error(error: ValidationError) -> str:
     first = error.errors()[0]
-    key = ".".join(str(p) for p in first["loc"])
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
     value = first.get("input")
     shown = "" if key.endswith(("PASSWORD", "PASSWORD_HASH")) else f" has value {value!r}:"
     return f"{key}{shown} {first['msg']}"

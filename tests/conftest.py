@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from scheduler_service import create_app
 from tests.helpers import base_config
 
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the developer's SCHEDULER_* variables out of the tests."""

@@ -13,8 +13,9 @@ from werkzeug.security import generate_password_hash
 
 PASSWORDS = {"admin": "admin-pass-1", "operator": "operator-pass-1", "viewer": "viewer-pass-1"}
 # A cheap hash method keeps the suite fast; the service's default is scrypt.
-_HASHES = {role: generate_password_hash(pw, method="pbkdf2:sha256:1000")
-           for role, pw in PASSWORDS.items()}
+_HASHES = {
+    role: generate_password_hash(pw, method="pbkdf2:sha256:1000") for role, pw in PASSWORDS.items()
+}
 
 
 def basic(user: str, password: str) -> dict[str, str]:

@@ -13,8 +13,13 @@ from flask.testing import FlaskClient
 
 from tests.helpers import ADMIN, OPERATOR, VIEWER, wait_for
 
-SEED = {"id": "job2", "func": "jobs.examples:print_test", "args": ["linda"],
-        "trigger": "interval", "seconds": 5}
+SEED = {
+    "id": "job2",
+    "func": "jobs.examples:print_test",
+    "args": ["linda"],
+    "trigger": "interval",
+    "seconds": 5,
+}
 
 
 def add(client: FlaskClient, body: dict, **kw) -> dict:
@@ -41,6 +46,7 @@ def assert_error(response, code: int, *fields: str) -> dict:
 
 
 # -- success paths ----------------------------------------------------------------------------
+
 
 def test_seed_example_returns_the_job(client: FlaskClient) -> None:
     job = add(client, SEED)
@@ -72,8 +78,16 @@ def test_get_list_and_total_count(client: FlaskClient) -> None:
 def test_list_pages_and_filters(client: FlaskClient) -> None:
     for i in range(5):
         add(client, {**SEED, "id": f"i{i}", "seconds": 10 + i})
-    add(client, {"id": "c1", "func": "jobs.examples:print_test", "args": ["x"],
-                 "trigger": "cron", "minute": "*/5"})
+    add(
+        client,
+        {
+            "id": "c1",
+            "func": "jobs.examples:print_test",
+            "args": ["x"],
+            "trigger": "cron",
+            "minute": "*/5",
+        },
+    )
     client.post("/scheduler/jobs/i0/pause", headers=ADMIN)
     page = client.get("/scheduler/jobs?limit=2&offset=1", headers=ADMIN)
     assert page.headers["X-Total-Count"] == "6"
@@ -87,20 +101,48 @@ def test_list_pages_and_filters(client: FlaskClient) -> None:
     assert store.headers["X-Total-Count"] == "5"
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=x", "offset=-1", "limit=100000",
-                                   "trigger=weekly", "paused=maybe", "jobstore=nope"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=x",
+        "offset=-1",
+        "limit=100000",
+        "trigger=weekly",
+        "paused=maybe",
+        "jobstore=nope",
+    ],
+)
 def test_list_bad_query_is_400(client: FlaskClient, query: str) -> None:
     assert_error(client.get(f"/scheduler/jobs?{query}", headers=ADMIN), 400)
 
 
 def test_cron_fields_and_crontab(client: FlaskClient) -> None:
-    job = add(client, {"id": "c", "func": "jobs.examples:print_test", "args": ["x"],
-                       "trigger": "cron", "day": "3rd fri", "hour": "1-5/2", "minute": "0,30",
-                       "timezone": "Europe/Paris"})
+    job = add(
+        client,
+        {
+            "id": "c",
+            "func": "jobs.examples:print_test",
+            "args": ["x"],
+            "trigger": "cron",
+            "day": "3rd fri",
+            "hour": "1-5/2",
+            "minute": "0,30",
+            "timezone": "Europe/Paris",
+        },
+    )
     assert (job["day"], job["hour"], job["minute"]) == ("3rd fri", "1-5/2", "0,30")
     assert job["timezone"] == "Europe/Paris"
-    tab = add(client, {"id": "t", "func": "jobs.examples:print_test", "args": ["x"],
-                       "trigger": "cron", "crontab": "*/5 * * * 0"})
+    tab = add(
+        client,
+        {
+            "id": "t",
+            "func": "jobs.examples:print_test",
+            "args": ["x"],
+            "trigger": "cron",
+            "crontab": "*/5 * * * 0",
+        },
+    )
     assert tab["minute"] == "*/5"
     assert tab["day_of_week"] == "sun"  # crontab's 0 is Sunday (APScheduler's 0 is Monday)
     assert datetime.fromisoformat(tab["next_run_time"]).weekday() == 6
@@ -108,18 +150,41 @@ def test_cron_fields_and_crontab(client: FlaskClient) -> None:
 
 def test_date_trigger_accepts_both_date_forms(client: FlaskClient) -> None:
     later = datetime.now(UTC) + timedelta(days=1)
-    iso_job = add(client, {"id": "d1", "func": "jobs.examples:print_test", "args": ["x"],
-                           "trigger": "date", "run_date": later.isoformat()})
+    iso_job = add(
+        client,
+        {
+            "id": "d1",
+            "func": "jobs.examples:print_test",
+            "args": ["x"],
+            "trigger": "date",
+            "run_date": later.isoformat(),
+        },
+    )
     plain = later.strftime("%Y-%m-%d %H:%M:%S")
-    plain_job = add(client, {"id": "d2", "func": "jobs.examples:print_test", "args": ["x"],
-                             "trigger": "date", "run_date": plain})
+    plain_job = add(
+        client,
+        {
+            "id": "d2",
+            "func": "jobs.examples:print_test",
+            "args": ["x"],
+            "trigger": "date",
+            "run_date": plain,
+        },
+    )
     assert iso_job["trigger"] == plain_job["trigger"] == "date"
     assert plain_job["run_date"].startswith(later.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
 def test_legacy_nested_trigger_is_accepted(client: FlaskClient) -> None:
-    job = add(client, {"id": "n", "func": "jobs.examples:print_test", "args": ["x"],
-                       "trigger": {"type": "interval", "minutes": 2}})
+    job = add(
+        client,
+        {
+            "id": "n",
+            "func": "jobs.examples:print_test",
+            "args": ["x"],
+            "trigger": {"type": "interval", "minutes": 2},
+        },
+    )
     assert (job["trigger"], job["minutes"]) == ("interval", 2)
 
 
@@ -131,25 +196,35 @@ def test_body_without_content_type_is_read_as_json(client: FlaskClient) -> None:
 
 def test_patch_changes_fields_and_trigger(client: FlaskClient) -> None:
     add(client, SEED)
-    response = client.patch("/scheduler/jobs/job2", json={"args": ["bob"], "minutes": 2},
-                            headers=ADMIN)
+    response = client.patch(
+        "/scheduler/jobs/job2", json={"args": ["bob"], "minutes": 2}, headers=ADMIN
+    )
     assert response.status_code == 200
     job = response.get_json()
     assert job["args"] == ["bob"]
     assert job["minutes"] == 2 and "seconds" not in job  # units replace each other
     stored = client.get("/scheduler/jobs/job2", headers=ADMIN).get_json()
     assert stored["args"] == ["bob"] and stored["minutes"] == 2
-    cron = client.patch("/scheduler/jobs/job2", json={"trigger": "cron", "hour": "3"},
-                        headers=ADMIN).get_json()
+    cron = client.patch(
+        "/scheduler/jobs/job2", json={"trigger": "cron", "hour": "3"}, headers=ADMIN
+    ).get_json()
     assert (cron["trigger"], cron["hour"]) == ("cron", "3")
     assert "minutes" not in cron
 
 
 def test_patch_cron_field_merges(client: FlaskClient) -> None:
-    add(client, {"id": "c", "func": "jobs.examples:print_test", "args": ["x"],
-                 "trigger": "cron", "hour": "3", "minute": "15"})
-    job = client.patch("/scheduler/jobs/c", json={"crontab": "0 4 * * *"},
-                       headers=ADMIN).get_json()
+    add(
+        client,
+        {
+            "id": "c",
+            "func": "jobs.examples:print_test",
+            "args": ["x"],
+            "trigger": "cron",
+            "hour": "3",
+            "minute": "15",
+        },
+    )
+    job = client.patch("/scheduler/jobs/c", json={"crontab": "0 4 * * *"}, headers=ADMIN).get_json()
     assert (job["hour"], job["minute"]) == ("4", "0")
 
 
@@ -182,9 +257,14 @@ def test_replace_existing_only_when_asked(client: FlaskClient) -> None:
 
 def test_tasks_lists_the_allowed_functions(client: FlaskClient) -> None:
     tasks = {t["func"]: t for t in client.get("/scheduler/tasks", headers=VIEWER).get_json()}
-    assert {"jobs.examples:print_test", "jobs.examples:fail", "jobs.examples:sleep",
-            "jobs.ops:http_check", "jobs.ops:disk_usage",
-            "jobs.ops:cleanup_old_files"} <= set(tasks)
+    assert {
+        "jobs.examples:print_test",
+        "jobs.examples:fail",
+        "jobs.examples:sleep",
+        "jobs.ops:http_check",
+        "jobs.ops:disk_usage",
+        "jobs.ops:cleanup_old_files",
+    } <= set(tasks)
     assert tasks["jobs.examples:print_test"]["parameters"][0]["name"] == "name"
     assert tasks["jobs.examples:print_test"]["doc"]
     assert not any(":_" in ref or ref.startswith("os") for ref in tasks)
@@ -192,11 +272,14 @@ def test_tasks_lists_the_allowed_functions(client: FlaskClient) -> None:
 
 # -- error paths: 400 / 404 / 409 / 415 / 422, and nothing changes --------------------------
 
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"id": "x", "func": "os:system", "args": ["id"], "trigger": "interval", "seconds": 5},
-         "func"),
+        (
+            {"id": "x", "func": "os:system", "args": ["id"], "trigger": "interval", "seconds": 5},
+            "func",
+        ),
         ({**SEED, "func": "jobs.examples:os"}, "func"),
         ({**SEED, "func": "jobs.examples:_private"}, "func"),
         ({**SEED, "func": "jobs.nope:f"}, "func"),
@@ -217,14 +300,41 @@ def test_tasks_lists_the_allowed_functions(client: FlaskClient) -> None:
         ({**SEED, "id": "a/b"}, "id"),
         ({**SEED, "id": ""}, "id"),
         ({"func": "jobs.examples:print_test", "trigger": "interval", "seconds": 5}, "id"),
-        ({"id": "c", "func": "jobs.examples:print_test", "args": ["x"], "trigger": "cron",
-          "hour": "25"}, "hour"),
-        ({"id": "c", "func": "jobs.examples:print_test", "args": ["x"], "trigger": "cron",
-          "crontab": "* * *"}, "crontab"),
-        ({"id": "c", "func": "jobs.examples:print_test", "args": ["x"], "trigger": "cron",
-          "crontab": "* * * * *", "hour": "1"}, "hour"),
-        ({"id": "d", "func": "jobs.examples:print_test", "args": ["x"], "trigger": "date"},
-         "run_date"),
+        (
+            {
+                "id": "c",
+                "func": "jobs.examples:print_test",
+                "args": ["x"],
+                "trigger": "cron",
+                "hour": "25",
+            },
+            "hour",
+        ),
+        (
+            {
+                "id": "c",
+                "func": "jobs.examples:print_test",
+                "args": ["x"],
+                "trigger": "cron",
+                "crontab": "* * *",
+            },
+            "crontab",
+        ),
+        (
+            {
+                "id": "c",
+                "func": "jobs.examples:print_test",
+                "args": ["x"],
+                "trigger": "cron",
+                "crontab": "* * * * *",
+                "hour": "1",
+            },
+            "hour",
+        ),
+        (
+            {"id": "d", "func": "jobs.examples:print_test", "args": ["x"], "trigger": "date"},
+            "run_date",
+        ),
     ],
 )
 def test_bad_job_is_400_and_changes_nothing(client: FlaskClient, body: dict, field: str) -> None:
@@ -236,8 +346,15 @@ def test_bad_job_is_400_and_changes_nothing(client: FlaskClient, body: dict, fie
     ("extra", "field"),
     [
         ({"trigger": "date", "run_date": "2001-01-01 00:00:00"}, "run_date"),
-        ({"trigger": "interval", "seconds": 5, "start_date": "2030-01-02",
-          "end_date": "2030-01-01"}, "end_date"),
+        (
+            {
+                "trigger": "interval",
+                "seconds": 5,
+                "start_date": "2030-01-02",
+                "end_date": "2030-01-01",
+            },
+            "end_date",
+        ),
         ({"trigger": "interval"}, "seconds"),
         ({"trigger": "cron", "month": "2", "day": "30"}, "trigger"),
     ],
@@ -250,30 +367,40 @@ def test_impossible_schedule_is_422(client: FlaskClient, extra: dict, field: str
 
 @pytest.mark.parametrize("raw", [b"{not json", b"", b"[1, 2]", b'"job"', b"\xff\xfe"])
 def test_malformed_body_is_400_json(client: FlaskClient, raw: bytes) -> None:
-    response = client.post("/scheduler/jobs", data=raw, headers=ADMIN,
-                           content_type="application/json")
+    response = client.post(
+        "/scheduler/jobs", data=raw, headers=ADMIN, content_type="application/json"
+    )
     assert_error(response, 400)
     assert job_ids(client) == []
 
 
-@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x", "text/plain"])
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain"],
+)
 def test_form_and_text_bodies_are_415(client: FlaskClient, content_type: str) -> None:
-    response = client.post("/scheduler/jobs", data=json.dumps(SEED), headers=ADMIN,
-                           content_type=content_type)
+    response = client.post(
+        "/scheduler/jobs", data=json.dumps(SEED), headers=ADMIN, content_type=content_type
+    )
     assert_error(response, 415)
     assert job_ids(client) == []
     # Also for state changes without a body: a cross-site form cannot shut the scheduler down.
-    assert_error(client.post("/scheduler/shutdown", data="", headers=ADMIN,
-                             content_type=content_type), 415)
+    assert_error(
+        client.post("/scheduler/shutdown", data="", headers=ADMIN, content_type=content_type), 415
+    )
     assert client.get("/scheduler", headers=ADMIN).get_json()["running"] is True
 
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("get", "/scheduler/jobs/nope"), ("delete", "/scheduler/jobs/nope"),
-     ("patch", "/scheduler/jobs/nope"), ("post", "/scheduler/jobs/nope/pause"),
-     ("post", "/scheduler/jobs/nope/resume"), ("post", "/scheduler/jobs/nope/run")],
+    [
+        ("get", "/scheduler/jobs/nope"),
+        ("delete", "/scheduler/jobs/nope"),
+        ("patch", "/scheduler/jobs/nope"),
+        ("post", "/scheduler/jobs/nope/pause"),
+        ("post", "/scheduler/jobs/nope/resume"),
+        ("post", "/scheduler/jobs/nope/run"),
+    ],
 )
 def test_unknown_job_is_404(client: FlaskClient, method: str, path: str) -> None:
     kwargs = {"json": {"args": ["x"]}} if method == "patch" else {}
@@ -301,8 +428,7 @@ def test_unknown_route_and_method_are_json(client: FlaskClient) -> None:
         ({"unknown": True}, 400, "unknown"),
     ],
 )
-def test_bad_patch_applies_nothing(client: FlaskClient, patch: dict, code: int,
-                                   field: str) -> None:
+def test_bad_patch_applies_nothing(client: FlaskClient, patch: dict, code: int, field: str) -> None:
     before = add(client, SEED)
     assert_error(client.patch("/scheduler/jobs/job2", json=patch, headers=ADMIN), code, field)
     after = client.get("/scheduler/jobs/job2", headers=ADMIN).get_json()
@@ -320,8 +446,11 @@ def test_resume_a_job_with_no_fire_time_left_is_409(app: Flask, client: FlaskCli
     add(client, SEED)
     client.post("/scheduler/jobs/job2/pause", headers=ADMIN)
     # An end date that has passed can only come from time passing; set it underneath the API.
-    ended = IntervalTrigger(seconds=5, start_date=datetime(2001, 1, 1, tzinfo=UTC),
-                            end_date=datetime(2001, 1, 2, tzinfo=UTC))
+    ended = IntervalTrigger(
+        seconds=5,
+        start_date=datetime(2001, 1, 1, tzinfo=UTC),
+        end_date=datetime(2001, 1, 2, tzinfo=UTC),
+    )
     app.extensions["scheduler_service"].scheduler.modify_job("job2", trigger=ended)
     assert_error(client.post("/scheduler/jobs/job2/resume", headers=ADMIN), 409)
     assert job_ids(client) == ["job2"]  # APScheduler would have deleted it
@@ -329,9 +458,18 @@ def test_resume_a_job_with_no_fire_time_left_is_409(app: Flask, client: FlaskCli
 
 # -- run now, and firing ----------------------------------------------------------------------
 
+
 def test_run_now_goes_through_the_executor(client: FlaskClient) -> None:
-    add(client, {"id": "slow", "func": "jobs.examples:sleep", "args": [2],
-                 "trigger": "interval", "hours": 1})
+    add(
+        client,
+        {
+            "id": "slow",
+            "func": "jobs.examples:sleep",
+            "args": [2],
+            "trigger": "interval",
+            "hours": 1,
+        },
+    )
     first = client.post("/scheduler/jobs/slow/run", headers=OPERATOR)
     assert first.status_code == 202
     assert first.get_json()["id"] == "slow"
@@ -344,8 +482,17 @@ def test_run_now_on_the_process_executor_runs_in_another_process(
     client: FlaskClient, tmp_path: Path
 ) -> None:
     log = tmp_path / "fires.log"
-    add(client, {"id": "p", "func": "jobs.examples:record", "args": [str(log), "manual"],
-                 "trigger": "interval", "hours": 1, "executor": "process"})
+    add(
+        client,
+        {
+            "id": "p",
+            "func": "jobs.examples:record",
+            "args": [str(log), "manual"],
+            "trigger": "interval",
+            "hours": 1,
+            "executor": "process",
+        },
+    )
     assert client.post("/scheduler/jobs/p/run", headers=OPERATOR).status_code == 202
     line = wait_for(lambda: log.exists() and log.read_text().strip())
     _, pid, value = line.split()
@@ -355,8 +502,16 @@ def test_run_now_on_the_process_executor_runs_in_another_process(
 
 def test_a_scheduled_job_fires(app: Flask, client: FlaskClient, tmp_path: Path) -> None:
     log = tmp_path / "fires.log"
-    add(client, {"id": "tick", "func": "jobs.examples:record", "args": [str(log), "tick"],
-                 "trigger": "interval", "seconds": 1})
+    add(
+        client,
+        {
+            "id": "tick",
+            "func": "jobs.examples:record",
+            "args": [str(log), "tick"],
+            "trigger": "interval",
+            "seconds": 1,
+        },
+    )
     assert client.post("/scheduler/resume", headers=OPERATOR).status_code == 204
     wait_for(lambda: log.exists() and len(log.read_text().splitlines()) >= 2)
     assert all(line.endswith(f"{os.getpid()} tick") for line in log.read_text().splitlines())

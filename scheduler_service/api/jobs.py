@@ -20,9 +20,10 @@ def list_jobs() -> Response:
         paused=bool_arg("paused"),
     )
     offset = int_arg("offset", default=0, minimum=0)
-    limit = int_arg("limit", default=None, minimum=1,
-                    maximum=current_app.config["SCHEDULER_MAX_PAGE_SIZE"])
-    page = jobs[offset:] if limit is None else jobs[offset:offset + limit]
+    limit = int_arg(
+        "limit", default=None, minimum=1, maximum=current_app.config["SCHEDULER_MAX_PAGE_SIZE"]
+    )
+    page = jobs[offset:] if limit is None else jobs[offset : offset + limit]
     response = jsonify([job_to_dict(job) for job in page])
     response.headers["X-Total-Count"] = str(len(jobs))
     return response

@@ -14,7 +14,9 @@ _JSON_TYPES = ("application/json",)
 
 def is_json_mimetype(mimetype: str) -> bool:
     """Tell whether a Content-Type names JSON (application/json or application/*+json)."""
-    return mimetype in _JSON_TYPES or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+    return mimetype in _JSON_TYPES or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
 
 
 def refuse_non_json_body() -> None:
@@ -57,7 +59,9 @@ def json_object(*, required: bool = True) -> dict[str, Any] | None:
     return body
 
 
-def int_arg(name: str, *, default: int | None, minimum: int, maximum: int | None = None) -> int | None:
+def int_arg(
+    name: str, *, default: int | None, minimum: int, maximum: int | None = None
+) -> int | None:
     """Read an integer query parameter within bounds.
 
     :raises BadRequest: naming the parameter.
@@ -68,7 +72,9 @@ def int_arg(name: str, *, default: int | None, minimum: int, maximum: int | None
     try:
         value = int(raw)
     except ValueError:
-        raise BadRequest(f"query parameter {name!r} must be an integer", errors={name: raw}) from None
+        raise BadRequest(
+            f"query parameter {name!r} must be an integer", errors={name: raw}
+        ) from None
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
         raise BadRequest(f"query parameter {name!r} must be {bound}", errors={name: raw})
@@ -98,6 +104,7 @@ def choice_arg(name: str, choices: tuple[str, ...]) -> str | None:
     """
     raw = request.args.get(name)
     if raw is not None and raw not in choices:
-        raise BadRequest(f"query parameter {name!r} must be one of {', '.join(choices)}",
-                         errors={name: raw})
+        raise BadRequest(
+            f"query parameter {name!r} must be one of {', '.join(choices)}", errors={name: raw}
+        )
     return raw

@@ -123,7 +123,7 @@ def _prepare_mongodb(options: Options) -> Options:
 def _probe_mongodb(store: Any, timeout: float) -> None:
     import pymongo
 
-    with pymongo.timeout(timeout):
+    with pymongo.timeout(max(timeout - 0.5, 0.1)):  # server selection re-checks every 0.5 s
         store.client.admin.command("ping")
 
 
@@ -344,7 +344,7 @@ def probe_jobstore(store: BaseJobStore, *, timeout: float = 5.0) -> None:
 
     def check() -> None:
         try:
-            entry.probe(store, timeout)
+            entry.probe(store, timeout * 0.8)  # let the driver's own timeout say why, first
             outcome.append(None)
         except Exception as exc:
             outcome.append(exc)
@@ -355,10 +355,9 @@ def probe_jobstore(store: BaseJobStore, *, timeout: float = 5.0) -> None:
     worker.join(timeout)
     error = outcome[0] if outcome else TimeoutError(f"no answer within {timeout:g} s")
     if error is not None:
-        lines = f"{error}".strip().splitlines() or [""]
-        cause = scrub(
-            f"{type(error).__name__}: {lines[0]}"[:300], getattr(store, "_ss_secrets", ())
-        )
+        first_line = (f"{error}".strip().splitlines() or [""])[0]
+        secrets = getattr(store, "_ss_secrets", ())
+        cause = scrub(f"{type(error).__name__}: {first_line}"[:200], secrets)
         msg = f"job store '{_alias_of(store)}' ({type_}) is unreachable: {cause}"
         raise ServiceUnavailable(msg) from None
 

@@ -77,8 +77,10 @@ class ServiceScheduler(APScheduler):
         if not paused and self.may_fire:
             self._scheduler.resume()
         elif not self.may_fire:
-            log.info("host %s is not in SCHEDULER_ALLOWED_HOSTS: serving the API, firing nothing",
-                     self.host_name)
+            log.info(
+                "host %s is not in SCHEDULER_ALLOWED_HOSTS: serving the API, firing nothing",
+                self.host_name,
+            )
 
 
 def _jobstore_settings(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
@@ -96,10 +98,14 @@ def init_scheduler(app: Flask) -> ServiceScheduler:
     :raises ConfigError: a store, executor or declared job is invalid.
     """
     config = app.config
-    stores = {alias: build_jobstore(alias, spec)
-              for alias, spec in _jobstore_settings(config, Path(app.instance_path)).items()}
-    executors = {alias: build_executor(alias, spec)
-                 for alias, spec in dict(config["SCHEDULER_EXECUTORS"]).items()}
+    stores = {
+        alias: build_jobstore(alias, spec)
+        for alias, spec in _jobstore_settings(config, Path(app.instance_path)).items()
+    }
+    executors = {
+        alias: build_executor(alias, spec)
+        for alias, spec in dict(config["SCHEDULER_EXECUTORS"]).items()
+    }
     if "default" not in executors:
         raise ConfigError("SCHEDULER_EXECUTORS: needs a 'default' executor")
     extension = ServiceScheduler(jobstores=stores, executors=executors)
@@ -169,7 +175,8 @@ def scheduler_info(extension: ServiceScheduler) -> dict[str, Any]:
         "firing": extension.state == 1 and extension.may_fire,
         "timezone": str(extension.scheduler.timezone),
         "jobstores": [describe_jobstore(s) for s in extension.jobstores.values()],
-        "executors": {alias: _describe_executor(e)
-                      for alias, e in extension._executor_instances.items()},
+        "executors": {
+            alias: _describe_executor(e) for alias, e in extension._executor_instances.items()
+        },
         "version": service_version,
     }

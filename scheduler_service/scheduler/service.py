@@ -43,10 +43,14 @@ def _store_error_types() -> tuple[type[BaseException], ...]:
     """Connection errors of whichever store drivers are installed."""
     types: list[type[BaseException]] = [ConnectionError, TimeoutError]
     candidates = [
-        ("sqlalchemy.exc", "OperationalError"), ("sqlalchemy.exc", "InterfaceError"),
-        ("redis.exceptions", "ConnectionError"), ("redis.exceptions", "TimeoutError"),
-        ("pymongo.errors", "ConnectionFailure"), ("kazoo.exceptions", "ConnectionLoss"),
-        ("kazoo.exceptions", "SessionExpiredError"), ("kazoo.handlers.threading", "KazooTimeoutError"),
+        ("sqlalchemy.exc", "OperationalError"),
+        ("sqlalchemy.exc", "InterfaceError"),
+        ("redis.exceptions", "ConnectionError"),
+        ("redis.exceptions", "TimeoutError"),
+        ("pymongo.errors", "ConnectionFailure"),
+        ("kazoo.exceptions", "ConnectionLoss"),
+        ("kazoo.exceptions", "SessionExpiredError"),
+        ("kazoo.handlers.threading", "KazooTimeoutError"),
         ("rethinkdb.errors", "ReqlDriverError"),
     ]
     for module_name, name in candidates:
@@ -86,7 +90,10 @@ class JobService:
             raise Conflict("the scheduler is shut down; POST /scheduler/start first")
 
     def list_jobs(
-        self, *, jobstore: str | None = None, trigger: str | None = None,
+        self,
+        *,
+        jobstore: str | None = None,
+        trigger: str | None = None,
         paused: bool | None = None,
     ) -> list[Job]:
         """Return jobs, soonest first per store, filtered as asked."""
@@ -146,8 +153,10 @@ class JobService:
         job = self.get_job(job_id)
         patch = normalize(patch)
         if patch.get("jobstore", job._jobstore_alias) != job._jobstore_alias:
-            raise BadRequest("a job cannot move between stores; delete it and add it again",
-                             errors={"jobstore": "cannot be changed"})
+            raise BadRequest(
+                "a job cannot move between stores; delete it and add it again",
+                errors={"jobstore": "cannot be changed"},
+            )
         spec = parse_spec(merge_patch(job_to_dict(job), patch))
         changes = self._changes(job, spec, trigger_touched=bool(set(patch) & _TRIGGER_KEYS))
         if "next_run_time" in patch:
@@ -237,7 +246,9 @@ class JobService:
         defaults = self.scheduler._job_defaults
         changes = {}
         for field in OPTION_FIELDS:
-            want = options.get(field, defaults.get(field, "default" if field == "executor" else None))
+            want = options.get(
+                field, defaults.get(field, "default" if field == "executor" else None)
+            )
             have = getattr(job, "func_ref" if field == "func" else field)
             if field in ("args", "kwargs"):
                 have = list(have) if field == "args" else dict(have)

@@ -32,8 +32,16 @@ TRIGGER_FIELDS: dict[str, tuple[str, ...]] = {
 ALL_TRIGGER_FIELDS = frozenset(f for fields in TRIGGER_FIELDS.values() for f in fields)
 DATE_FIELDS = ("run_date", "start_date", "end_date", "next_run_time")
 # Job options that APScheduler's modify_job accepts, besides the trigger.
-OPTION_FIELDS = ("name", "func", "args", "kwargs", "misfire_grace_time", "max_instances",
-                 "coalesce", "executor")
+OPTION_FIELDS = (
+    "name",
+    "func",
+    "args",
+    "kwargs",
+    "misfire_grace_time",
+    "max_instances",
+    "coalesce",
+    "executor",
+)
 
 Count = Annotated[StrictInt, Field(ge=0)]
 CronValue = StrictInt | Annotated[str, Field(min_length=1, max_length=100)]
@@ -108,9 +116,7 @@ def parse_spec(data: Any) -> JobSpec:
     try:
         return JobSpec.model_validate(normalize(data))
     except ValidationError as exc:
-        raise ValidationFailed(
-            "the job is not valid", errors=validation_errors(exc)
-        ) from None
+        raise ValidationFailed("the job is not valid", errors=validation_errors(exc)) from None
 
 
 def validation_errors(exc: ValidationError) -> dict[str, str]:
@@ -190,8 +196,13 @@ def _cron(spec: JobSpec, tz: ZoneInfo, dates: dict[str, datetime]) -> BaseTrigge
             errors["crontab" if spec.crontab is not None else name] = str(exc)
     if errors:
         raise ValidationFailed("the job is not valid", errors=errors)
-    return CronTrigger(**fields, start_date=dates.get("start_date"),
-                       end_date=dates.get("end_date"), timezone=tz, jitter=spec.jitter)
+    return CronTrigger(
+        **fields,
+        start_date=dates.get("start_date"),
+        end_date=dates.get("end_date"),
+        timezone=tz,
+        jitter=spec.jitter,
+    )
 
 
 def build_trigger(spec: JobSpec, ctx: JobContext, *, now: datetime) -> BaseTrigger:
@@ -202,10 +213,15 @@ def build_trigger(spec: JobSpec, ctx: JobContext, *, now: datetime) -> BaseTrigg
     """
     _check_fields(spec)
     tz = _zone(spec, ctx)
-    dates = {f: parse_datetime(getattr(spec, f), f, tz)
-             for f in ("run_date", "start_date", "end_date") if getattr(spec, f) is not None}
+    dates = {
+        f: parse_datetime(getattr(spec, f), f, tz)
+        for f in ("run_date", "start_date", "end_date")
+        if getattr(spec, f) is not None
+    }
     if "start_date" in dates and "end_date" in dates and dates["end_date"] < dates["start_date"]:
-        raise Unprocessable("end_date is before start_date", errors={"end_date": "before start_date"})
+        raise Unprocessable(
+            "end_date is before start_date", errors={"end_date": "before start_date"}
+        )
     if spec.trigger == "date":
         if dates["run_date"] <= now:
             raise Unprocessable("run_date is in the past", errors={"run_date": "in the past"})
@@ -217,8 +233,13 @@ def build_trigger(spec: JobSpec, ctx: JobContext, *, now: datetime) -> BaseTrigg
                 "the interval must be longer than zero",
                 errors={"seconds": "give at least one of weeks, days, hours, minutes, seconds"},
             )
-        trigger = IntervalTrigger(**units, start_date=dates.get("start_date"),
-                                  end_date=dates.get("end_date"), timezone=tz, jitter=spec.jitter)
+        trigger = IntervalTrigger(
+            **units,
+            start_date=dates.get("start_date"),
+            end_date=dates.get("end_date"),
+            timezone=tz,
+            jitter=spec.jitter,
+        )
     else:
         trigger = _cron(spec, tz, dates)
     if trigger.get_next_fire_time(None, now) is None:
@@ -254,15 +275,19 @@ def resolve_options(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     _check_func(spec, ctx)
     _check_aliases(spec, ctx)
     options: dict[str, Any] = {
-        "id": spec.id, "name": spec.name or spec.id, "func": spec.func,
-        "args": list(spec.args), "kwargs": dict(spec.kwargs),
+        "id": spec.id,
+        "name": spec.name or spec.id,
+        "func": spec.func,
+        "args": list(spec.args),
+        "kwargs": dict(spec.kwargs),
     }
     for field in ("misfire_grace_time", "max_instances", "coalesce", "jobstore", "executor"):
         if field in spec.model_fields_set:
             options[field] = getattr(spec, field)
     if "next_run_time" in spec.model_fields_set:
         options["next_run_time"] = (
-            None if spec.next_run_time is None
+            None
+            if spec.next_run_time is None
             else parse_datetime(spec.next_run_time, "next_run_time", _zone(spec, ctx))
         )
     return options

@@ -128,7 +128,7 @@ def _parse_redis(url: str) -> tuple[str, dict[str, Any]]:
 
 
 def _parse_mongodb(url: str) -> tuple[str, dict[str, Any]]:
-    parts = _split(url)
+    parts = _split(url, one_host=False)  # pymongo checks its host list itself
     if not parts.netloc.rpartition("@")[2]:
         raise ValueError("mongodb:// needs a host")
     database = unquote(parts.path.strip("/")) or "apscheduler"
@@ -158,7 +158,7 @@ def _parse_rethinkdb(url: str) -> tuple[str, dict[str, Any]]:
 
 
 def _parse_zookeeper(url: str) -> tuple[str, dict[str, Any]]:
-    parts = _split(url)
+    parts = _split(url, one_host=False)
     userinfo, at, hosts = parts.netloc.rpartition("@")
     if not hosts:
         raise ValueError("zookeeper:// needs at least one host[:port]")
@@ -174,10 +174,11 @@ def _parse_zookeeper(url: str) -> tuple[str, dict[str, Any]]:
     return "zookeeper", options
 
 
-def _split(url: str) -> SplitResult:
+def _split(url: str, *, one_host: bool = True) -> SplitResult:
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        if one_host:
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError as exc:
         raise ValueError(f"malformed URL: {exc}") from None
     if parts.fragment:

@@ -1,0 +1,163 @@
+"""SPEC §4: HTTP Basic and bearer tokens, hashed secrets, roles per route, the check cache."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from scheduler_service.errors import ConfigError
+from tests.helpers import ADMIN, OPERATOR, PASSWORDS, VIEWER, basic
+
+JOB = {"id": "a", "func": "jobs.examples:print_test", "args": ["x"], "trigger": "interval",
+       "seconds": 30}
+
+
+def test_missing_credentials_are_401_with_challenge(client: FlaskClient) -> None:
+    response = client.get("/scheduler/jobs")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith('Basic realm="scheduler-service"')
+    assert response.get_json()["code"] == 401
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [basic("admin", "wrong"), basic("nobody", PASSWORDS["admin"]), basic("admin", ""),
+     {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic !!!"},
+     {"Authorization": "Digest username=admin"}],
+)
+def test_wrong_credentials_are_401(client: FlaskClient, headers: dict) -> None:
+    response = client.get("/scheduler/jobs", headers=headers)
+    assert response.status_code == 401
+    assert "WWW-Authenticate" in response.headers
+
+
+def test_unknown_routes_need_auth_too(client: FlaskClient) -> None:
+    assert client.get("/scheduler/secret-route").status_code == 401
+
+
+def test_health_probes_need_no_auth(client: FlaskClient) -> None:
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "viewer", "operator"),
+    [
+        ("get", "/scheduler", 200, 200),
+        ("get", "/scheduler/jobs", 200, 200),
+        ("get", "/scheduler/jobs/a", 200, 200),
+        ("get", "/scheduler/tasks", 200, 200),
+        ("post", "/scheduler/jobs/a/pause", 403, 200),
+        ("post", "/scheduler/jobs/a/resume", 403, 200),
+        ("post", "/scheduler/jobs/a/run", 403, 202),
+        ("post", "/scheduler/pause", 403, 204),
+        ("post", "/scheduler/resume", 403, 204),
+        ("post", "/scheduler/jobs", 403, 403),
+        ("patch", "/scheduler/jobs/a", 403, 403),
+        ("delete", "/scheduler/jobs/a", 403, 403),
+        ("post", "/scheduler/shutdown", 403, 403),
+        ("post", "/scheduler/start", 403, 403),
+    ],
+)
+def test_roles(client: FlaskClient, method: str, path: str, viewer: int, operator: int) -> None:
+    assert client.post("/scheduler/jobs", json=JOB, headers=ADMIN).status_code == 200
+    body = {"json": {**JOB, "id": "b"}} if path == "/scheduler/jobs" else {}
+    if method == "patch":
+        body = {"json": {"args": ["y"]}}
+    as_viewer = getattr(client, method)(path, headers=VIEWER, **body)
+    assert as_viewer.status_code == viewer
+    if viewer == 403:
+        assert as_viewer.get_json()["code"] == 403
+    assert getattr(client, method)(path, headers=OPERATOR, **body).status_code == operator
+    # A refused request changed nothing.
+    job = client.get("/scheduler/jobs/a", headers=ADMIN).get_json()
+    assert job["args"] == ["x"]
+    if operator == 403:
+        assert client.get("/scheduler/jobs", headers=ADMIN).headers["X-Total-Count"] == "1"
+
+
+def test_bearer_token_with_role(make_app: Callable[..., Flask]) -> None:
+    token = "t0ken-for-the-ci-pipeline"
+    app = make_app(SCHEDULER_API_TOKENS=[
+        {"name": "ci", "role": "operator", "token_sha256": hashlib.sha256(token.encode()).hexdigest()}
+    ])
+    client = app.test_client()
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert client.get("/scheduler/jobs", headers=bearer).status_code == 200
+    assert client.post("/scheduler/pause", headers=bearer).status_code == 204
+    assert client.post("/scheduler/jobs", json=JOB, headers=bearer).status_code == 403
+
+
+def test_verified_password_is_cached_not_rehashed(app: Flask, monkeypatch) -> None:
+    calls = []
+    import scheduler_service.auth as auth
+
+    real = auth.check_password_hash
+    monkeypatch.setattr(auth, "check_password_hash", lambda h, p: calls.append(1) or real(h, p))
+    client = app.test_client()
+    for _ in range(5):
+        assert client.get("/scheduler/jobs", headers=ADMIN).status_code == 200
+    assert len(calls) == 1
+    # A wrong password is never served from the cache, and is checked every time.
+    for _ in range(2):
+        assert client.get("/scheduler/jobs", headers=basic("admin", "nope")).status_code == 401
+    assert len(calls) == 3
+
+
+def test_cache_can_be_turned_off(make_app: Callable[..., Flask], monkeypatch) -> None:
+    import scheduler_service.auth as auth
+
+    calls = []
+    real = auth.check_password_hash
+    monkeypatch.setattr(auth, "check_password_hash", lambda h, p: calls.append(1) or real(h, p))
+    client = make_app(SCHEDULER_AUTH_CACHE_TTL=0).test_client()
+    for _ in range(3):
+        client.get("/scheduler/jobs", headers=ADMIN)
+    assert len(calls) == 3
+
+
+def test_plain_admin_password_is_hashed_and_dropped(make_app: Callable[..., Flask]) -> None:
+    app = make_app(SCHEDULER_ADMIN_PASSWORD_HASH=None, SCHEDULER_ADMIN_PASSWORD="a-strong-one-42")
+    assert app.config["SCHEDULER_ADMIN_PASSWORD"] is None
+    client = app.test_client()
+    assert client.get("/scheduler", headers=basic("admin", "a-strong-one-42")).status_code == 200
+
+
+@pytest.mark.parametrize("password", ["admin", "password", "short", "changeme"])
+def test_weak_admin_password_refused_outside_dev_mode(
+    make_app: Callable[..., Flask], password: str
+) -> None:
+    with pytest.raises(ConfigError, match="SCHEDULER_ADMIN_PASSWORD") as info:
+        make_app(SCHEDULER_ADMIN_PASSWORD_HASH=None, SCHEDULER_ADMIN_PASSWORD=password)
+    assert repr(password) not in str(info.value)  # the value itself is never echoed
+
+
+def test_weak_password_allowed_in_dev_mode(make_app: Callable[..., Flask]) -> None:
+    app = make_app(SCHEDULER_ADMIN_PASSWORD_HASH=None, SCHEDULER_ADMIN_PASSWORD="admin",
+                   SCHEDULER_DEV_MODE=True)
+    assert app.test_client().get("/scheduler", headers=basic("admin", "admin")).status_code == 200
+
+
+def test_no_credentials_refused(make_app: Callable[..., Flask]) -> None:
+    with pytest.raises(ConfigError, match="no user can log in"):
+        make_app(SCHEDULER_ADMIN_PASSWORD_HASH=None, SCHEDULER_USERS=[])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "needle"),
+    [
+        ("SCHEDULER_USERS", [{"name": "x", "password_hash": "h", "role": "root"}], "role"),
+        ("SCHEDULER_USERS", [{"name": "x", "password": "plain"}], "password_hash"),
+        ("SCHEDULER_API_TOKENS", [{"name": "x", "token_sha256": "abc", "role": "admin"}],
+         "token_sha256"),
+    ],
+)
+def test_malformed_users_and_tokens_refused(
+    make_app: Callable[..., Flask], key: str, value: list, needle: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"{key}\[0\].*{needle}"):
+        make_app(**{key: value})

@@ -1,0 +1,97 @@
+"""Scheduler info and control routes, and the health probes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.helpers import ADMIN, OPERATOR
+
+JOB = {"id": "a", "func": "jobs.examples:print_test", "args": ["x"], "trigger": "interval",
+       "seconds": 30}
+
+
+def info(client: FlaskClient) -> dict:
+    return client.get("/scheduler", headers=ADMIN).get_json()
+
+
+def test_info_has_flask_apscheduler_keys_and_extras(client: FlaskClient) -> None:
+    data = info(client)
+    assert list(data)[:3] == ["current_host", "allowed_hosts", "running"]
+    assert data["allowed_hosts"] == ["*"]
+    assert data["running"] is True
+    assert data["state"] == "paused"  # the test settings start paused
+    assert data["jobstores"][0]["alias"] == "default"
+    assert set(data["executors"]) == {"default", "process"}
+
+
+def test_pause_and_resume(client: FlaskClient) -> None:
+    assert client.post("/scheduler/resume", headers=OPERATOR).status_code == 204
+    assert info(client)["state"] == "running" and info(client)["firing"] is True
+    assert client.post("/scheduler/pause", headers=OPERATOR).status_code == 204
+    assert info(client)["state"] == "paused" and info(client)["firing"] is False
+
+
+def test_shutdown_then_start(client: FlaskClient) -> None:
+    client.post("/scheduler/jobs", json=JOB, headers=ADMIN)
+    assert client.post("/scheduler/start", headers=ADMIN).status_code == 409
+    assert client.post("/scheduler/shutdown", json={"wait": False}, headers=ADMIN).status_code == 204
+    assert info(client)["running"] is False
+    for path in ("/scheduler/shutdown", "/scheduler/pause", "/scheduler/resume"):
+        assert client.post(path, headers=ADMIN).status_code == 409
+    assert client.get("/scheduler/jobs", headers=ADMIN).status_code == 409
+    assert client.post("/scheduler/start", headers=ADMIN).status_code == 204
+    assert info(client)["running"] is True
+    assert [j["id"] for j in client.get("/scheduler/jobs", headers=ADMIN).get_json()] == ["a"]
+
+
+def test_host_not_allowed_serves_the_api_but_fires_nothing(
+    make_app: Callable[..., Flask],
+) -> None:
+    client = make_app(SCHEDULER_ALLOWED_HOSTS=["some-other-host"],
+                      SCHEDULER_START_PAUSED=False).test_client()
+    assert client.post("/scheduler/jobs", json=JOB, headers=ADMIN).status_code == 200
+    data = info(client)
+    assert data["state"] == "paused" and data["firing"] is False
+    response = client.post("/scheduler/resume", headers=ADMIN)
+    assert response.status_code == 409
+    assert "SCHEDULER_ALLOWED_HOSTS" in response.get_json()["error_message"]
+
+
+def test_api_prefix_and_api_off(make_app: Callable[..., Flask]) -> None:
+    moved = make_app(SCHEDULER_API_PREFIX="/api/scheduler").test_client()
+    assert moved.get("/api/scheduler/jobs", headers=ADMIN).status_code == 200
+    assert moved.get("/scheduler/jobs", headers=ADMIN).status_code == 404
+    off = make_app(SCHEDULER_API_ENABLED=False).test_client()
+    assert off.get("/scheduler/jobs", headers=ADMIN).status_code == 404
+    assert off.get("/healthz").status_code == 200
+
+
+def test_tasks_honour_allowed_modules(make_app: Callable[..., Flask]) -> None:
+    client = make_app(SCHEDULER_ALLOWED_MODULES=["jobs.ops"]).test_client()
+    refs = [t["func"] for t in client.get("/scheduler/tasks", headers=ADMIN).get_json()]
+    assert refs and all(ref.startswith("jobs.ops:") for ref in refs)
+    response = client.post("/scheduler/jobs", json=JOB, headers=ADMIN)
+    assert response.status_code == 400 and "func" in response.get_json()["errors"]
+
+
+def test_healthz_and_readyz(client: FlaskClient) -> None:
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.get_json()["status"] == "ok"
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json()["checks"] == {"jobstore:default": "ok", "database": "ok"}
+
+
+def test_readyz_fails_when_the_database_is_unreachable(make_app: Callable[..., Flask]) -> None:
+    client = make_app(
+        SCHEDULER_DATABASE_URL="postgresql+psycopg://u:s3cret@127.0.0.1:1/db"
+    ).test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    body = ready.get_json()
+    assert body["checks"]["jobstore:default"] == "ok"
+    assert body["checks"]["database"].startswith("unreachable")
+    assert "s3cret" not in ready.get_data(as_text=True)
