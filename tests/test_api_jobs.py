@@ -515,3 +515,23 @@ def test_a_scheduled_job_fires(app: Flask, client: FlaskClient, tmp_path: Path) 
     assert client.post("/scheduler/resume", headers=OPERATOR).status_code == 204
     wait_for(lambda: log.exists() and len(log.read_text().splitlines()) >= 2)
     assert all(line.endswith(f"{os.getpid()} tick") for line in log.read_text().splitlines())
+
+
+def test_refused_function_is_named_even_with_other_errors(client: FlaskClient) -> None:
+    # The example: no trigger at all, but the refusal of os:system must be said.
+    body = {"id": "x", "func": "os:system", "args": ["id"]}
+    errors = assert_error(
+        client.post("/scheduler/jobs", json=body, headers=ADMIN), 400, "func", "trigger"
+    )["errors"]
+    assert "outside the allowed job modules" in errors["func"]
+    assert job_ids(client) == []
+
+
+def test_415_says_how_to_send_json(client: FlaskClient) -> None:
+    response = client.post(
+        "/scheduler/jobs",
+        data="id=x",
+        headers=ADMIN,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert "application/json" in assert_error(response, 415)["error_message"]

@@ -28,7 +28,8 @@ def refuse_non_json_body() -> None:
         return
     if request.content_type and not is_json_mimetype(request.mimetype):
         raise UnsupportedMediaType(
-            f"the body must be JSON (Content-Type: application/json), not {request.mimetype}"
+            f"the body must be JSON, not {request.mimetype}: send Content-Type: "
+            "application/json (curl: --json '{...}' or -H 'Content-Type: application/json')"
         )
 
 

@@ -70,7 +70,7 @@ def load_declared_jobs(config: dict[str, Any], context: JobContext) -> list[JobS
         if name in specs:
             raise ConfigError(f"{where}: declared twice")
         try:
-            spec = parse_spec(job)
+            spec = parse_spec(job, context)
             resolve_job(spec, context, now=now)
         except Unprocessable as exc:
             if exc.errors and "run_date" in exc.errors:

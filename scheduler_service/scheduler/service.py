@@ -125,7 +125,7 @@ class JobService:
 
         :raises Conflict: the id is taken (in any store) and replace_existing is not set.
         """
-        spec = parse_spec(data)
+        spec = parse_spec(data, self.context)
         options = resolve_job(spec, self.context, now=self._now())
         self._require_running()
         with store_errors():
@@ -157,7 +157,7 @@ class JobService:
                 "a job cannot move between stores; delete it and add it again",
                 errors={"jobstore": "cannot be changed"},
             )
-        spec = parse_spec(merge_patch(job_to_dict(job), patch))
+        spec = parse_spec(merge_patch(job_to_dict(job), patch), self.context)
         changes = self._changes(job, spec, trigger_touched=bool(set(patch) & _TRIGGER_KEYS))
         if "next_run_time" in patch:
             changes["next_run_time"] = resolve_options(spec, self.context)["next_run_time"]

@@ -108,15 +108,24 @@ def normalize(data: Any) -> Any:
     return data
 
 
-def parse_spec(data: Any) -> JobSpec:
+def parse_spec(data: Any, ctx: JobContext) -> JobSpec:
     """Validate the JSON shape of a job.
 
     :raises ValidationFailed: with one entry per bad field.
     """
+    data = normalize(data)
     try:
-        return JobSpec.model_validate(normalize(data))
+        return JobSpec.model_validate(data)
     except ValidationError as exc:
-        raise ValidationFailed("the job is not valid", errors=validation_errors(exc)) from None
+        errors = validation_errors(exc)
+    # Name a refused function even when other fields are wrong too: the likelier mistake.
+    func = data.get("func") if isinstance(data, dict) else None
+    if isinstance(func, str) and "func" not in errors:
+        try:
+            resolve_callable(func, ctx.allowed_modules)
+        except CallableRefused as refused:
+            errors["func"] = str(refused)
+    raise ValidationFailed("the job is not valid", errors=errors)
 
 
 def validation_errors(exc: ValidationError) -> dict[str, str]:
