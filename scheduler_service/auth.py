@@ -212,7 +212,9 @@ def _check_request() -> None:
         "viewer" if request.method in _SAFE_METHODS else "admin"
     )
     if not principal.has(needed):
-        raise Forbidden(f"this needs the {needed} role; {principal.name!r} has the {principal.role} role")
+        raise Forbidden(
+            f"this needs the {needed} role; {principal.name!r} has the {principal.role} role"
+        )
     g.principal = principal
 
 

@@ -12,8 +12,13 @@ from flask.testing import FlaskClient
 from scheduler_service.errors import ConfigError
 from tests.helpers import ADMIN, OPERATOR, PASSWORDS, VIEWER, basic
 
-JOB = {"id": "a", "func": "jobs.examples:print_test", "args": ["x"], "trigger": "interval",
-       "seconds": 30}
+JOB = {
+    "id": "a",
+    "func": "jobs.examples:print_test",
+    "args": ["x"],
+    "trigger": "interval",
+    "seconds": 30,
+}
 
 
 def test_missing_credentials_are_401_with_challenge(client: FlaskClient) -> None:
@@ -25,9 +30,14 @@ def test_missing_credentials_are_401_with_challenge(client: FlaskClient) -> None
 
 @pytest.mark.parametrize(
     "headers",
-    [basic("admin", "wrong"), basic("nobody", PASSWORDS["admin"]), basic("admin", ""),
-     {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic !!!"},
-     {"Authorization": "Digest username=admin"}],
+    [
+        basic("admin", "wrong"),
+        basic("nobody", PASSWORDS["admin"]),
+        basic("admin", ""),
+        {"Authorization": "Bearer not-a-token"},
+        {"Authorization": "Basic !!!"},
+        {"Authorization": "Digest username=admin"},
+    ],
 )
 def test_wrong_credentials_are_401(client: FlaskClient, headers: dict) -> None:
     response = client.get("/scheduler/jobs", headers=headers)
@@ -82,9 +92,15 @@ def test_roles(client: FlaskClient, method: str, path: str, viewer: int, operato
 
 def test_bearer_token_with_role(make_app: Callable[..., Flask]) -> None:
     token = "t0ken-for-the-ci-pipeline"
-    app = make_app(SCHEDULER_API_TOKENS=[
-        {"name": "ci", "role": "operator", "token_sha256": hashlib.sha256(token.encode()).hexdigest()}
-    ])
+    app = make_app(
+        SCHEDULER_API_TOKENS=[
+            {
+                "name": "ci",
+                "role": "operator",
+                "token_sha256": hashlib.sha256(token.encode()).hexdigest(),
+            }
+        ]
+    )
     client = app.test_client()
     bearer = {"Authorization": f"Bearer {token}"}
     assert client.get("/scheduler/jobs", headers=bearer).status_code == 200
@@ -137,8 +153,11 @@ def test_weak_admin_password_refused_outside_dev_mode(
 
 
 def test_weak_password_allowed_in_dev_mode(make_app: Callable[..., Flask]) -> None:
-    app = make_app(SCHEDULER_ADMIN_PASSWORD_HASH=None, SCHEDULER_ADMIN_PASSWORD="admin",
-                   SCHEDULER_DEV_MODE=True)
+    app = make_app(
+        SCHEDULER_ADMIN_PASSWORD_HASH=None,
+        SCHEDULER_ADMIN_PASSWORD="admin",
+        SCHEDULER_DEV_MODE=True,
+    )
     assert app.test_client().get("/scheduler", headers=basic("admin", "admin")).status_code == 200
 
 
@@ -152,8 +171,11 @@ def test_no_credentials_refused(make_app: Callable[..., Flask]) -> None:
     [
         ("SCHEDULER_USERS", [{"name": "x", "password_hash": "h", "role": "root"}], "role"),
         ("SCHEDULER_USERS", [{"name": "x", "password": "plain"}], "password_hash"),
-        ("SCHEDULER_API_TOKENS", [{"name": "x", "token_sha256": "abc", "role": "admin"}],
-         "token_sha256"),
+        (
+            "SCHEDULER_API_TOKENS",
+            [{"name": "x", "token_sha256": "abc", "role": "admin"}],
+            "token_sha256",
+        ),
     ],
 )
 def test_malformed_users_and_tokens_refused(

@@ -11,8 +11,13 @@ from flask import Flask
 from scheduler_service.errors import ConfigError
 from tests.helpers import ADMIN, OPERATOR, wait_for
 
-TICK = {"id": "tick", "func": "jobs.examples:print_test", "args": ["x"], "trigger": "interval",
-        "seconds": 30}
+TICK = {
+    "id": "tick",
+    "func": "jobs.examples:print_test",
+    "args": ["x"],
+    "trigger": "interval",
+    "seconds": 30,
+}
 
 
 def jobs_of(app: Flask) -> dict[str, dict]:
@@ -73,8 +78,10 @@ def test_changed_declaration_updates_the_stored_job(make_app: Callable[..., Flas
 
 def test_yaml_jobs_file(make_app: Callable[..., Flask], tmp_path: Path) -> None:
     file = tmp_path / "jobs.yaml"
-    file.write_text("jobs:\n  - id: y1\n    func: jobs.examples:print_test\n    args: [a]\n"
-                    "    trigger: cron\n    crontab: '*/5 * * * *'\n")
+    file.write_text(
+        "jobs:\n  - id: y1\n    func: jobs.examples:print_test\n    args: [a]\n"
+        "    trigger: cron\n    crontab: '*/5 * * * *'\n"
+    )
     assert jobs_of(make_app(SCHEDULER_JOBS_FILE=str(file)))["y1"]["minute"] == "*/5"
 
 
@@ -100,21 +107,37 @@ def test_invalid_file_declaration_names_the_file(
     make_app: Callable[..., Flask], tmp_path: Path
 ) -> None:
     file = tmp_path / "jobs.toml"
-    file.write_text('[[jobs]]\nid = "bad"\nfunc = "jobs.examples:print_test"\n'
-                    'trigger = "interval"\nseconds = 5\n')
+    file.write_text(
+        '[[jobs]]\nid = "bad"\nfunc = "jobs.examples:print_test"\n'
+        'trigger = "interval"\nseconds = 5\n'
+    )
     with pytest.raises(ConfigError, match=rf"{file}: job 'bad': field 'args'"):
         make_app(SCHEDULER_JOBS_FILE=str(file))
 
 
 def test_past_date_job_is_skipped(make_app: Callable[..., Flask]) -> None:
-    past = {"id": "once", "func": "jobs.examples:print_test", "args": ["x"], "trigger": "date",
-            "run_date": "2001-01-01 00:00:00"}
+    past = {
+        "id": "once",
+        "func": "jobs.examples:print_test",
+        "args": ["x"],
+        "trigger": "date",
+        "run_date": "2001-01-01 00:00:00",
+    }
     assert set(jobs_of(make_app(SCHEDULER_JOBS=[past, TICK]))) == {"tick"}
 
 
 def test_a_declared_job_fires(make_app: Callable[..., Flask], tmp_path: Path) -> None:
     log = tmp_path / "fires.log"
-    make_app(SCHEDULER_START_PAUSED=False, SCHEDULER_JOBS=[
-        {"id": "rec", "func": "jobs.examples:record", "args": [str(log), "declared"],
-         "trigger": "interval", "seconds": 1}])
+    make_app(
+        SCHEDULER_START_PAUSED=False,
+        SCHEDULER_JOBS=[
+            {
+                "id": "rec",
+                "func": "jobs.examples:record",
+                "args": [str(log), "declared"],
+                "trigger": "interval",
+                "seconds": 1,
+            }
+        ],
+    )
     wait_for(lambda: log.exists() and "declared" in log.read_text())

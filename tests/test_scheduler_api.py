@@ -9,8 +9,13 @@ from flask.testing import FlaskClient
 
 from tests.helpers import ADMIN, OPERATOR
 
-JOB = {"id": "a", "func": "jobs.examples:print_test", "args": ["x"], "trigger": "interval",
-       "seconds": 30}
+JOB = {
+    "id": "a",
+    "func": "jobs.examples:print_test",
+    "args": ["x"],
+    "trigger": "interval",
+    "seconds": 30,
+}
 
 
 def info(client: FlaskClient) -> dict:
@@ -37,7 +42,9 @@ def test_pause_and_resume(client: FlaskClient) -> None:
 def test_shutdown_then_start(client: FlaskClient) -> None:
     client.post("/scheduler/jobs", json=JOB, headers=ADMIN)
     assert client.post("/scheduler/start", headers=ADMIN).status_code == 409
-    assert client.post("/scheduler/shutdown", json={"wait": False}, headers=ADMIN).status_code == 204
+    assert (
+        client.post("/scheduler/shutdown", json={"wait": False}, headers=ADMIN).status_code == 204
+    )
     assert info(client)["running"] is False
     for path in ("/scheduler/shutdown", "/scheduler/pause", "/scheduler/resume"):
         assert client.post(path, headers=ADMIN).status_code == 409
@@ -50,8 +57,9 @@ def test_shutdown_then_start(client: FlaskClient) -> None:
 def test_host_not_allowed_serves_the_api_but_fires_nothing(
     make_app: Callable[..., Flask],
 ) -> None:
-    client = make_app(SCHEDULER_ALLOWED_HOSTS=["some-other-host"],
-                      SCHEDULER_START_PAUSED=False).test_client()
+    client = make_app(
+        SCHEDULER_ALLOWED_HOSTS=["some-other-host"], SCHEDULER_START_PAUSED=False
+    ).test_client()
     assert client.post("/scheduler/jobs", json=JOB, headers=ADMIN).status_code == 200
     data = info(client)
     assert data["state"] == "paused" and data["firing"] is False

@@ -22,13 +22,15 @@ def test_every_default_has_a_type_check() -> None:
 
 
 def test_environment_values_are_json_decoded() -> None:
-    settings = load_settings(environ={
-        "SCHEDULER_ALLOWED_HOSTS": '["a", "b"]',
-        "SCHEDULER_START_PAUSED": "true",
-        "SCHEDULER_DEV_MODE": "no",
-        "SCHEDULER_ADMIN_PASSWORD": "12345678",  # stays text, though it parses as JSON
-        "SCHEDULER_PORT": "tcp://10.0.0.1:80",  # Kubernetes' service variable: ignored
-    })
+    settings = load_settings(
+        environ={
+            "SCHEDULER_ALLOWED_HOSTS": '["a", "b"]',
+            "SCHEDULER_START_PAUSED": "true",
+            "SCHEDULER_DEV_MODE": "no",
+            "SCHEDULER_ADMIN_PASSWORD": "12345678",  # stays text, though it parses as JSON
+            "SCHEDULER_PORT": "tcp://10.0.0.1:80",  # Kubernetes' service variable: ignored
+        }
+    )
     assert settings["SCHEDULER_ALLOWED_HOSTS"] == ["a", "b"]
     assert settings["SCHEDULER_START_PAUSED"] is True
     assert settings["SCHEDULER_DEV_MODE"] is False
@@ -38,8 +40,10 @@ def test_environment_values_are_json_decoded() -> None:
 
 def test_order_defaults_file_env_overrides(tmp_path: Path) -> None:
     file = tmp_path / "settings.toml"
-    file.write_text('SCHEDULER_TIMEZONE = "Europe/Paris"\nSCHEDULER_API_PREFIX = "/file"\n'
-                    'SCHEDULER_MAX_PAGE_SIZE = 7\n')
+    file.write_text(
+        'SCHEDULER_TIMEZONE = "Europe/Paris"\nSCHEDULER_API_PREFIX = "/file"\n'
+        "SCHEDULER_MAX_PAGE_SIZE = 7\n"
+    )
     settings = load_settings(
         {"SCHEDULER_API_PREFIX": "/override"},
         environ={"SCHEDULER_CONFIG_FILE": str(file), "SCHEDULER_TIMEZONE": "Asia/Tokyo"},
@@ -52,8 +56,11 @@ def test_order_defaults_file_env_overrides(tmp_path: Path) -> None:
 @pytest.mark.parametrize("suffix", [".py", ".json"])
 def test_python_and_json_config_files(tmp_path: Path, suffix: str) -> None:
     file = tmp_path / f"settings{suffix}"
-    file.write_text('SCHEDULER_TIMEZONE = "Europe/Berlin"\nJOBS = []\n' if suffix == ".py"
-                    else '{"SCHEDULER_TIMEZONE": "Europe/Berlin", "JOBS": []}')
+    file.write_text(
+        'SCHEDULER_TIMEZONE = "Europe/Berlin"\nJOBS = []\n'
+        if suffix == ".py"
+        else '{"SCHEDULER_TIMEZONE": "Europe/Berlin", "JOBS": []}'
+    )
     settings = load_settings({"SCHEDULER_CONFIG_FILE": str(file)}, environ={})
     assert settings["SCHEDULER_TIMEZONE"] == "Europe/Berlin"
 
@@ -90,8 +97,10 @@ def test_unparseable_config_file(tmp_path: Path) -> None:
 
 
 def test_factory_can_be_called_many_times_with_one_dict(make_app: Callable[..., Flask]) -> None:
-    stores = {"default": {"type": "memory"}, "other": {"type": "sqlalchemy",
-                                                       "url": "sqlite:///:memory:"}}
+    stores = {
+        "default": {"type": "memory"},
+        "other": {"type": "sqlalchemy", "url": "sqlite:///:memory:"},
+    }
     executors = {"default": {"type": "threadpool", "max_workers": 3}}
     before = (copy.deepcopy(stores), copy.deepcopy(executors))
     for _ in range(3):
@@ -121,8 +130,10 @@ def test_default_store_is_sqlite_in_the_instance_folder(app: Flask) -> None:
     [
         ({"default": {"type": "cassandra"}}, r"SCHEDULER_JOBSTORES\['default'\].*cassandra"),
         ({"default": "ftp://host/x"}, r"SCHEDULER_JOBSTORES\['default'\]"),
-        ({"default": {"type": "sqlalchemy", "url": "sqlite:///x.db", "bogus": 1}},
-         r"SCHEDULER_JOBSTORES\['default'\].*bogus"),
+        (
+            {"default": {"type": "sqlalchemy", "url": "sqlite:///x.db", "bogus": 1}},
+            r"SCHEDULER_JOBSTORES\['default'\].*bogus",
+        ),
     ],
 )
 def test_bad_store_names_the_store(
@@ -134,8 +145,10 @@ def test_bad_store_names_the_store(
 
 def test_unreachable_store_stops_start_up_without_secrets(make_app: Callable[..., Flask]) -> None:
     with pytest.raises(ConfigError) as info:
-        make_app(SCHEDULER_JOBSTORE_URL="postgresql+psycopg://u:s3cret@127.0.0.1:1/db",
-                 SCHEDULER_STORE_TIMEOUT=2)
+        make_app(
+            SCHEDULER_JOBSTORE_URL="postgresql+psycopg://u:s3cret@127.0.0.1:1/db",
+            SCHEDULER_STORE_TIMEOUT=2,
+        )
     message = str(info.value)
     assert "default" in message and "unreachable" in message
     assert "s3cret" not in message

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -116,8 +117,10 @@ def _prepare_mongodb(options: Options) -> Options:
         connect["serverSelectionTimeoutMS"] = int(TIMEOUT * 1000)
     from pymongo import MongoClient
 
-    # The store closes its client on shutdown, so every store gets a client of its own.
-    return {**own, "client": MongoClient(**connect)}
+    with warnings.catch_warnings():  # pymongo ignores a bad URL option with a warning: refuse it
+        warnings.simplefilter("error", UserWarning)
+        client = MongoClient(**connect)
+    return {**own, "client": client}  # the store closes it on shutdown: one client per store
 
 
 def _probe_mongodb(store: Any, timeout: float) -> None:
@@ -283,7 +286,8 @@ def build_jobstore(alias: str, spec: Mapping[str, Any] | str | BaseJobStore) -> 
         options = _copy(where, spec, JOBSTORE_TYPES)
         type_, url = options.pop("type", None), options.pop("url", None)
     else:
-        raise ConfigError(f"{where}: expected a URL or a {{'type': ...}} dict, got {spec!r:.40}")
+        kind = type(spec).__name__
+        raise ConfigError(f"{where}: expected a URL or a {{'type': ...}} dict, got a {kind}")
     type_, options = _resolve_jobstore(where, type_, url, options)
     entry = _JOBSTORES[type_]
     secrets = secrets_in(options)
@@ -291,7 +295,7 @@ def build_jobstore(alias: str, spec: Mapping[str, Any] | str | BaseJobStore) -> 
         store = _load(entry.target)(**entry.prepare(options))
     except ImportError as exc:
         missing = exc.name or getattr(exc.__cause__, "name", None) or entry.extra or type_
-        package = missing.split(".")[0]
+        package = {"bson": "pymongo"}.get(missing.split(".")[0], missing.split(".")[0])
         extra = _SQL_EXTRAS.get(package, entry.extra)
         how = f"pip install 'scheduler-service[{extra}]'" if extra else f"pip install {package}"
         msg = f"{where}: the {type_} job store needs the {package!r} package: {how}"
@@ -316,7 +320,8 @@ def build_executor(alias: str, spec: Mapping[str, Any] | BaseExecutor) -> BaseEx
     if isinstance(spec, BaseExecutor):
         return spec
     if not isinstance(spec, Mapping):
-        raise ConfigError(f"{where}: expected a {{'type': ...}} dict, got {spec!r:.40}")
+        kind = type(spec).__name__
+        raise ConfigError(f"{where}: expected a {{'type': ...}} dict, got a {kind}")
     options = _copy(where, spec, EXECUTOR_TYPES)
     type_ = options.pop("type", None)
     if type_ not in EXECUTOR_TYPES:
@@ -389,7 +394,9 @@ def _resolve_jobstore(where: str, type_: Any, url: Any, options: Options) -> tup
     try:
         url_type, url_options = parse_jobstore_url(url)
     except ValueError as exc:
-        raise ConfigError(f"{where}: bad job store URL {redact_url(url)!r}: {exc}") from None
+        # Not shown unless it looks like a URL: a value with no scheme might be a bare password.
+        shown = f" {redact_url(url)!r}" if "://" in url else ""
+        raise ConfigError(f"{where}: bad job store URL{shown}: {exc}") from None
     if type_ is not None and ("sqlalchemy" if type_ in _SQL_TYPES else type_) != url_type:
         raise ConfigError(
             f"{where}: type {type_!r} does not match {redact_url(url)!r} ({url_type})"

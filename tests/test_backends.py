@@ -1,0 +1,686 @@
+"""Job-store and executor registries: URL and dict forms, errors, probes, live round trips.
+
+The live tests run one body over every store against the servers that
+``/work/shared/services.sh up`` starts (``TEST_*`` variables); with ``REQUIRE_SERVICES=1`` a
+missing server fails the run instead of skipping. MongoDB and RethinkDB are emulators there, and
+their test ids say so (``mongodb-emulator``), unless ``TEST_*_SERVER`` says ``real`` or is unset.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+from apscheduler.executors.pool import ProcessPoolExecutor, ThreadPoolExecutor
+from apscheduler.jobstores.base import BaseJobStore
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.mongodb import MongoDBJobStore
+from apscheduler.jobstores.redis import RedisJobStore
+from apscheduler.jobstores.rethinkdb import RethinkDBJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.jobstores.zookeeper import ZooKeeperJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
+
+from scheduler_service.errors import ConfigError, ServiceUnavailable
+from scheduler_service.scheduler.backends import (
+    EXECUTOR_TYPES,
+    JOBSTORE_TYPES,
+    build_executor,
+    build_jobstore,
+    describe_jobstore,
+    probe_jobstore,
+    redact_url,
+)
+from scheduler_service.scheduler.urls import parse_jobstore_url
+
+SECRET = "s3cr3t-Pa55"  # put in URLs and options; must never reach a message or a description
+
+
+def close_store(store: BaseJobStore) -> None:
+    """Shut a store down (RethinkDBJobStore.shutdown() fails when it was never started)."""
+    if not (isinstance(store, RethinkDBJobStore) and store.conn is None):
+        store.shutdown()
+
+
+@pytest.fixture
+def built() -> Iterator[Callable[..., BaseJobStore]]:
+    """Build stores with build_jobstore and shut each one down after the test."""
+    stores: list[BaseJobStore] = []
+
+    def build(spec: Any, alias: str = "test") -> BaseJobStore:
+        store = build_jobstore(alias, spec)
+        stores.append(store)
+        return store
+
+    yield build
+    for store in stores:
+        close_store(store)
+
+
+# --- URL forms (no network) --------------------------------------------------------------------
+def test_memory_url(built: Callable[..., Any]) -> None:
+    assert isinstance(built("memory://"), MemoryJobStore)
+
+
+def test_sqlite_relative_url_makes_the_folder(
+    built: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = built("sqlite:///data/jobs.db")
+    assert isinstance(store, SQLAlchemyJobStore)
+    assert store.engine.url.database == "data/jobs.db"
+    assert store.jobs_t.name == "apscheduler_jobs"
+    assert (tmp_path / "data").is_dir()
+
+
+def test_sqlite_absolute_url_with_table(built: Callable[..., Any], tmp_path: Path) -> None:
+    store = built(f"sqlite:///{tmp_path}/a/b/jobs.db?tablename=my_jobs")
+    assert store.engine.url.database == f"{tmp_path}/a/b/jobs.db"
+    assert store.jobs_t.name == "my_jobs"
+    assert not store.engine.url.query  # tablename is ours, not SQLAlchemy's
+    assert (tmp_path / "a" / "b").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("url", "drivername"),
+    [
+        ("postgresql://app:{pw}@db:5432/jobs", "postgresql+psycopg"),
+        ("postgres://app:{pw}@db:5432/jobs", "postgresql+psycopg"),
+        ("postgresql+psycopg://app:{pw}@db:5432/jobs", "postgresql+psycopg"),
+        ("mysql://app:{pw}@db:3306/jobs", "mysql+pymysql"),
+        ("mariadb://app:{pw}@db:3306/jobs", "mysql+pymysql"),
+        ("mysql+pymysql://app:{pw}@db:3306/jobs", "mysql+pymysql"),
+        ("mariadb+pymysql://app:{pw}@db:3306/jobs", "mariadb+pymysql"),
+    ],
+)
+def test_sql_urls_get_the_shipped_driver(
+    built: Callable[..., Any], url: str, drivername: str
+) -> None:
+    store = built(url.format(pw=SECRET))
+    assert isinstance(store, SQLAlchemyJobStore)
+    assert store.engine.url.drivername == drivername
+    assert (store.engine.url.host, store.engine.url.database) == ("db", "jobs")
+    assert store.engine.url.password == SECRET
+    assert store.jobs_t.name == "apscheduler_jobs"
+
+
+def test_sql_url_tablename_and_passthrough_query(built: Callable[..., Any]) -> None:
+    store = built("postgresql://app@db/jobs?tablename=xyz&sslmode=require")
+    assert store.jobs_t.name == "xyz"
+    assert dict(store.engine.url.query) == {"sslmode": "require"}
+
+
+def test_redis_url(built: Callable[..., Any]) -> None:
+    store = built(f"redis://:{SECRET}@cache:6380/2?jobs_key=j.jobs&run_times_key=j.times")
+    assert isinstance(store, RedisJobStore)
+    kwargs = store.redis.connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("cache", 6380, 2)
+    assert kwargs["password"] == SECRET
+    assert kwargs["socket_connect_timeout"] == 5.0
+    assert (store.jobs_key, store.run_times_key) == ("j.jobs", "j.times")
+
+
+def test_rediss_url_uses_tls_and_defaults(built: Callable[..., Any]) -> None:
+    store = built("rediss://ops@cache")
+    pool = store.redis.connection_pool
+    assert "SSL" in pool.connection_class.__name__
+    kwargs = pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["username"]) == (
+        "cache",
+        6379,
+        0,
+        "ops",
+    )
+    assert (store.jobs_key, store.run_times_key) == ("apscheduler.jobs", "apscheduler.run_times")
+
+
+def test_mongodb_url(built: Callable[..., Any]) -> None:
+    url = f"mongodb://app:{SECRET}@m1:27017,m2:27018/sched?collection=c1&replicaSet=rs0"
+    store = built(url)
+    assert isinstance(store, MongoDBJobStore)
+    assert (store.collection.database.name, store.collection.name) == ("sched", "c1")
+    options = store.client.options
+    assert options.replica_set_name == "rs0"
+    assert options.server_selection_timeout == 5.0
+    servers = set(store.client.topology_description.server_descriptions())
+    assert servers == {("m1", 27017), ("m2", 27018)}
+
+
+def test_mongodb_url_defaults_and_own_timeout(built: Callable[..., Any]) -> None:
+    first = built("mongodb://m1/?serverSelectionTimeoutMS=1500")
+    assert (first.collection.database.name, first.collection.name) == ("apscheduler", "jobs")
+    assert first.client.options.server_selection_timeout == 1.5
+    second = built("mongodb://m1/?serverSelectionTimeoutMS=1500")
+    assert second.client is not first.client  # shutdown() closes it: one client per store
+
+
+def test_rethinkdb_url(built: Callable[..., Any]) -> None:
+    store = built(f"rethinkdb://ops:{SECRET}@rdb:28016/sched?table=t1")
+    assert isinstance(store, RethinkDBJobStore)
+    assert (store.database, store.table_name) == ("sched", "t1")
+    assert store.connect_args == {
+        "host": "rdb",
+        "port": 28016,
+        "user": "ops",
+        "password": SECRET,
+        "timeout": 5.0,
+    }
+
+
+def test_rethinkdb_url_defaults(built: Callable[..., Any]) -> None:
+    store = built("rethinkdb://rdb")
+    assert (store.database, store.table_name) == ("apscheduler", "jobs")
+    assert store.connect_args["port"] == 28015
+
+
+def test_zookeeper_url(built: Callable[..., Any]) -> None:
+    store = built("zookeeper://z1:2181,z2:2182/services/scheduler/jobs/")
+    assert isinstance(store, ZooKeeperJobStore)
+    assert store.path == "/services/scheduler/jobs"
+    assert store.client.hosts == [("z1", 2181), ("z2", 2182)]
+    assert store.close_connection_on_exit  # the client is ours: stop it with the store
+    assert store.client._session_timeout == 5000
+    # ZooKeeperJobStore.start() calls client.start() bare: its default must be bounded too.
+    assert inspect.signature(store.client.start).parameters["timeout"].default == 5.0
+
+
+def test_zookeeper_url_defaults_and_digest_auth(built: Callable[..., Any]) -> None:
+    store = built(f"zookeeper://ops:{SECRET}@z1")
+    assert store.path == "/apscheduler"
+    assert store.client.hosts == [("z1", 2181)]
+    assert ("digest", f"ops:{SECRET}") in store.client.auth_data
+
+
+# --- dict form ----------------------------------------------------------------------------------
+def test_dict_url_is_parsed_and_other_keys_override(built: Callable[..., Any]) -> None:
+    store = built({"type": "redis", "url": "redis://cache/3?jobs_key=a", "jobs_key": "b"})
+    assert store.redis.connection_pool.connection_kwargs["db"] == 3
+    assert store.jobs_key == "b"
+
+
+def test_dict_without_url(built: Callable[..., Any]) -> None:
+    store = built({"type": "redis", "host": "cache", "port": 6390, "db": 4, "jobs_key": "k"})
+    kwargs = store.redis.connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"], store.jobs_key) == ("cache", 6390, 4, "k")
+    assert isinstance(built({"type": "memory"}), MemoryJobStore)
+    assert isinstance(built({"url": "memory://"}), MemoryJobStore)
+
+
+@pytest.mark.parametrize("sql_type", ["sqlite", "postgres", "postgresql", "mysql", "mariadb"])
+def test_dict_sql_type_aliases_with_url(
+    built: Callable[..., Any], tmp_path: Path, sql_type: str
+) -> None:
+    spec = {"type": sql_type, "url": f"sqlite:///{tmp_path}/jobs.db", "tablename": "t"}
+    store = built(spec)
+    assert isinstance(store, SQLAlchemyJobStore)
+    assert store.jobs_t.name == "t"
+    assert sql_type in JOBSTORE_TYPES
+
+
+def test_store_instances_are_returned_as_is() -> None:
+    store = MemoryJobStore()
+    assert build_jobstore("mine", store) is store
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {
+            "type": "sqlalchemy",
+            "url": f"postgresql://app:{SECRET}@db/jobs",
+            "engine_options": {"echo": False, "connect_args": {"application_name": "x"}},
+        },
+        {"type": "redis", "url": "redis://cache/1", "jobs_key": "k"},
+        {"type": "mongodb", "url": "mongodb://m1/sched", "collection": "c"},
+        {"type": "rethinkdb", "host": "rdb", "database": "d"},
+        {"type": "zookeeper", "hosts": "z1:2181", "path": "/p"},
+    ],
+    ids=lambda spec: spec["type"],
+)
+def test_the_callers_dict_is_not_changed(built: Callable[..., Any], spec: dict) -> None:
+    before = copy.deepcopy(spec)
+    first, second = built(spec), built(spec)
+    assert spec == before
+    assert type(first) is type(second)
+
+
+# --- ConfigError: named after the alias, never holding a password -----------------------------
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ({"type": "cassandra"}, "unknown type 'cassandra'; known types: memory, sqlalchemy"),
+        ({"class": "apscheduler.jobstores.redis:RedisJobStore"}, "'class' is not allowed"),
+        ({"type": "redis", "class": "x:Y", "password": SECRET}, "use 'type'"),
+        ({"type": "postgres"}, "type 'postgres' needs a 'url'"),
+        ({"password": SECRET}, "give a 'type'"),
+        ({"type": "redis", "url": f"postgresql://u:{SECRET}@db/x"}, "does not match"),
+        ({"type": "redis", "url": 5}, "'url' must be a string"),
+        (f"cassandra://u:{SECRET}@db/x", "unknown scheme 'cassandra'"),
+        (f"no-scheme-{SECRET}", "not a URL"),
+        (f"redis://:{SECRET}@cache/zero", "database number"),
+        (f"redis://:{SECRET}@cache:port/0", "malformed URL"),
+        (f"redis://:{SECRET}@cache/0?jobskey=x", "unknown option 'jobskey'"),
+        (f"postgresql://u:{SECRET}@db:abc/x", "not a valid SQLAlchemy URL"),
+        ("memory://somewhere", "memory:// takes no host"),
+        (f"zookeeper://u:{SECRET}@z1:2181,z2:two/p", "not a host[:port]: 'z2:two'"),
+        (f"rethinkdb://u:{SECRET}@rdb/d?tabel=t", "unknown option 'tabel'"),
+        (f"mongodb://u:{SECRET}@/d", "needs a host"),
+        ({"type": "sqlalchemy", "url": "sqlite://", "echo": True}, "argument 'echo'"),
+        ({"type": "redis", "password": SECRET, "colour": "red"}, "argument 'colour'"),
+        ({"type": "mongodb", "url": f"mongodb://u:{SECRET}@m1/d?colour=red"}, "Unknown option"),
+        ({"type": "mongodb", "host": "m1", "colour": "red"}, "Unknown option: colour"),
+        ({"type": "rethinkdb", "password": SECRET, "colour": "red"}, "argument 'colour'"),
+        ({"type": "zookeeper", "auth_data": [("digest", f"u:{SECRET}")], "colour": 1}, "colour"),
+        ({"type": "redis", "url": f"redis://:{SECRET}@c", "jobs_key": ""}, "jobs_key"),
+        (42, "expected a URL or a {'type': ...} dict"),
+    ],
+)
+def test_bad_specs_raise_config_error(spec: Any, fragment: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_jobstore("bad", spec)
+    message = str(caught.value)
+    assert message.startswith("SCHEDULER_JOBSTORES['bad']: ")
+    assert fragment in message
+    assert SECRET not in message
+
+
+def test_bad_url_message_shows_the_redacted_url() -> None:
+    with pytest.raises(ConfigError, match=r"'redis://:\*\*\*@cache/zero'"):
+        build_jobstore("bad", f"redis://:{SECRET}@cache/zero")
+
+
+@pytest.mark.parametrize(
+    ("url", "missing", "extra"),
+    [
+        ("redis://cache", ["redis"], "redis"),
+        ("zookeeper://z1", ["kazoo", "kazoo.client", "kazoo.exceptions"], "zookeeper"),
+        ("mongodb://m1", ["pymongo", "bson", "bson.binary"], "mongodb"),
+        ("rethinkdb://rdb", ["rethinkdb"], "rethinkdb"),
+        ("postgresql://db/x", ["psycopg"], "postgres"),
+        ("mysql://db/x", ["pymysql"], "mysql"),
+    ],
+)
+def test_missing_driver_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, url: str, missing: list[str], extra: str
+) -> None:
+    for module in missing:
+        monkeypatch.setitem(sys.modules, module, None)  # `import module` now fails
+    kind = parse_jobstore_url(url)[0]
+    monkeypatch.delitem(sys.modules, f"apscheduler.jobstores.{kind}", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        build_jobstore("x", url)
+    assert str(caught.value) == (
+        f"SCHEDULER_JOBSTORES['x']: the {kind} job store needs the {missing[0]!r} package: "
+        f"pip install 'scheduler-service[{extra}]'"
+    )
+
+
+# --- redact_url ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("postgresql+psycopg://app:pw@db:5432/jobs", "postgresql+psycopg://app:***@db:5432/jobs"),
+        ("redis://:pw@cache:6379/0?jobs_key=k", "redis://:***@cache:6379/0?jobs_key=k"),
+        ("redis://:p@ss@cache/0", "redis://:***@cache/0"),
+        ("mongodb://u:p%40ss@m1,m2:27018/db?rs=x", "mongodb://u:***@m1,m2:27018/db?rs=x"),
+        ("zookeeper://u:pw@z1:2181,z2:2181/p", "zookeeper://u:***@z1:2181,z2:2181/p"),
+        (
+            "postgresql://db/x?sslmode=require&password=pw",
+            "postgresql://db/x?sslmode=require&password=***",
+        ),
+        ("mongodb://user@m1/db", "mongodb://user@m1/db"),
+        ("redis://cache:6379/0", "redis://cache:6379/0"),
+        ("sqlite:////var/lib/jobs.db", "sqlite:////var/lib/jobs.db"),
+        ("memory://", "memory://"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_redact_url(url: str, redacted: str) -> None:
+    assert redact_url(url) == redacted
+
+
+# --- build_executor -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("spec", "cls", "workers"),
+    [
+        ({"type": "threadpool", "max_workers": 3}, ThreadPoolExecutor, 3),
+        ({"type": "thread", "max_workers": 1}, ThreadPoolExecutor, 1),
+        ({"type": "threadpool"}, ThreadPoolExecutor, 10),
+        ({"type": "processpool", "max_workers": 2}, ProcessPoolExecutor, 2),
+        (
+            {"type": "process", "max_workers": 2, "pool_kwargs": {"initargs": ()}},
+            ProcessPoolExecutor,
+            2,
+        ),
+    ],
+)
+def test_build_executor(spec: dict, cls: type, workers: int) -> None:
+    before = copy.deepcopy(spec)
+    executor = build_executor("default", spec)
+    try:
+        assert type(executor) is cls
+        assert executor._pool._max_workers == workers
+        assert spec == before  # ProcessPoolExecutor fills pool_kwargs: it got a copy
+    finally:
+        executor.shutdown(wait=False)
+    assert spec["type"] in EXECUTOR_TYPES
+
+
+def test_executor_instances_are_returned_as_is() -> None:
+    executor = ThreadPoolExecutor(2)
+    try:
+        assert build_executor("mine", executor) is executor
+    finally:
+        executor.shutdown(wait=False)
+
+
+@pytest.mark.parametrize("workers", [0, -1, "4", 2.5, True, None])
+def test_executor_bad_max_workers(workers: Any) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_executor("pool", {"type": "threadpool", "max_workers": workers})
+    assert str(caught.value) == (
+        f"SCHEDULER_EXECUTORS['pool']: max_workers must be a positive integer, got {workers!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ({"type": "gevent"}, "unknown type 'gevent'; known types: threadpool, processpool"),
+        ({"max_workers": 2}, "no type"),
+        ({"class": "apscheduler.executors.pool:ThreadPoolExecutor"}, "'class' is not allowed"),
+        ({"type": "threadpool", "colour": "red"}, "argument 'colour'"),
+        ("threadpool", "expected a {'type': ...} dict"),
+    ],
+)
+def test_executor_bad_specs(spec: Any, fragment: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_executor("pool", spec)
+    assert str(caught.value).startswith("SCHEDULER_EXECUTORS['pool']: ")
+    assert fragment in str(caught.value)
+
+
+# --- describe_jobstore and probe_jobstore without a server -------------------------------------
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("memory://", {"type": "memory", "url": "memory://"}),
+        (
+            f"postgresql://app:{SECRET}@db/jobs?tablename=t",
+            {"type": "sqlalchemy", "url": "postgresql+psycopg://app:***@db/jobs", "table": "t"},
+        ),
+        (
+            f"rediss://ops:{SECRET}@cache:6380/2?jobs_key=k",
+            {"type": "redis", "url": "rediss://ops@cache:6380/2", "jobs_key": "k"},
+        ),
+        (
+            f"mongodb://app:{SECRET}@m1/sched?collection=c",
+            {"type": "mongodb", "hosts": ["m1:27017"], "database": "sched", "collection": "c"},
+        ),
+        (
+            f"rethinkdb://ops:{SECRET}@rdb/sched",
+            {"type": "rethinkdb", "host": "rdb:28015", "database": "sched", "table": "jobs"},
+        ),
+        (
+            f"zookeeper://ops:{SECRET}@z1,z2:2182/p",
+            {"type": "zookeeper", "hosts": "z1:2181,z2:2182", "path": "/p"},
+        ),
+    ],
+    ids=lambda value: value.split(":")[0] if isinstance(value, str) else None,
+)
+def test_describe_jobstore(built: Callable[..., Any], url: str, expected: dict) -> None:
+    info = describe_jobstore(built(url, alias="main"))
+    assert info["alias"] == "main"
+    assert expected.items() <= info.items()
+    assert SECRET not in json.dumps(info)
+
+
+def test_describe_uses_the_schedulers_alias_once_started() -> None:
+    store = build_jobstore("configured", "memory://")
+    scheduler = BackgroundScheduler(jobstores={"started": store})
+    scheduler.start(paused=True)
+    try:
+        assert describe_jobstore(store)["alias"] == "started"
+    finally:
+        scheduler.shutdown()
+
+
+def test_probe_memory_store_is_always_fine() -> None:
+    assert probe_jobstore(build_jobstore("m", "memory://")) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://:{SECRET}@127.0.0.1:1/0",
+        f"postgresql://app:{SECRET}@127.0.0.1:1/jobs",
+        f"mysql://app:{SECRET}@127.0.0.1:1/jobs",
+        f"rethinkdb://ops:{SECRET}@127.0.0.1:1/sched",
+    ],
+    ids=lambda url: url.split(":")[0],
+)
+def test_probe_refused_port_fails_fast(built: Callable[..., Any], url: str) -> None:
+    store = built(url, alias="down")
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable) as caught:
+        probe_jobstore(store, timeout=3.0)
+    assert time.monotonic() - started < 3.0
+    kind = describe_jobstore(store)["type"]
+    assert str(caught.value).startswith(f"job store 'down' ({kind}) is unreachable: ")
+    assert "refused" in str(caught.value).lower()
+    assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"mongodb://app:{SECRET}@127.0.0.1:1/sched", f"zookeeper://ops:{SECRET}@127.0.0.1:1/p"],
+    ids=lambda url: url.split(":")[0],
+)
+def test_probe_refused_port_gives_up_within_the_timeout(
+    built: Callable[..., Any], url: str
+) -> None:
+    # These drivers retry until their own deadline, which probe_jobstore sets below its timeout.
+    store = built(url, alias="down")
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable) as caught:
+        probe_jobstore(store, timeout=1.5)
+    assert time.monotonic() - started < 1.5 + 0.25
+    assert str(caught.value).startswith("job store 'down' (")
+    assert SECRET not in str(caught.value)
+
+
+def test_probe_of_a_silent_server_is_bounded(built: Callable[..., Any]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        store = built(f"redis://:{SECRET}@127.0.0.1:{port}/0", alias="mute")
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailable, match=r"no answer within 0\.5 s") as caught:
+            probe_jobstore(store, timeout=0.5)
+        assert time.monotonic() - started < 1.0
+        assert str(caught.value).startswith("job store 'mute' (redis) is unreachable: ")
+
+
+# --- live servers: one body, every store --------------------------------------------------------
+def server_id(name: str, kind_variable: str) -> str:
+    """Name a test after the emulator when services.sh started one instead of the server."""
+    return f"{name}-emulator" if os.environ.get(kind_variable, "").startswith("emulator") else name
+
+
+def require(variable: str) -> str:
+    """Return a TEST_* setting; skip without it, or fail when REQUIRE_SERVICES=1."""
+    value = os.environ.get(variable)
+    if value:
+        return value
+    reason = f'{variable} is not set (run: eval "$(bash /work/shared/services.sh up)")'
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def with_query(url: str, **params: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+
+
+@dataclass
+class Live:
+    """A store URL with this test's own namespace, a raw look into it, and its cleanup."""
+
+    url: str
+    holds: Callable[[str], bool]  # does the namespace hold this job id, seen by the raw driver?
+    drop: Callable[[], None]
+
+
+def sql_live(base: str, namespace: str) -> Live:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(parse_jobstore_url(base)[1]["url"])
+    table = sa.Table(namespace, sa.MetaData(), sa.Column("id", sa.Unicode(191)))
+
+    def holds(job_id: str) -> bool:
+        with engine.connect() as connection:
+            query = sa.select(table.c.id).where(table.c.id == job_id)
+            return connection.execute(query).first() is not None
+
+    def drop() -> None:
+        table.drop(engine, checkfirst=True)
+        engine.dispose()
+
+    return Live(with_query(base, tablename=namespace), holds, drop)
+
+
+def redis_live(base: str, namespace: str) -> Live:
+    import redis
+
+    client = redis.Redis.from_url(base)
+    keys = {"jobs_key": f"{namespace}.jobs", "run_times_key": f"{namespace}.run_times"}
+
+    def drop() -> None:
+        client.delete(*keys.values())
+        client.close()
+
+    holds = lambda job_id: bool(client.hexists(keys["jobs_key"], job_id))  # noqa: E731
+    return Live(with_query(base, **keys), holds, drop)
+
+
+def zookeeper_live(hosts: str, namespace: str) -> Live:
+    from kazoo.client import KazooClient
+
+    client = KazooClient(hosts=hosts, timeout=5)
+    client.start(timeout=5)
+
+    def drop() -> None:
+        client.delete(f"/{namespace}", recursive=True)
+        client.stop()
+        client.close()
+
+    holds = lambda job_id: client.exists(f"/{namespace}/jobs/{job_id}") is not None  # noqa: E731
+    return Live(f"zookeeper://{hosts}/{namespace}/jobs", holds, drop)
+
+
+def mongodb_live(base: str, namespace: str) -> Live:
+    import pymongo
+
+    client = pymongo.MongoClient(base, serverSelectionTimeoutMS=5000)
+    database = client.get_default_database(default="apscheduler")
+
+    def drop() -> None:
+        database.drop_collection(namespace)
+        client.close()
+
+    holds = lambda job_id: database[namespace].find_one({"_id": job_id}) is not None  # noqa: E731
+    return Live(with_query(base, collection=namespace), holds, drop)
+
+
+def rethinkdb_live(base: str, namespace: str) -> Live:
+    from rethinkdb import RethinkDB
+
+    r, parts = RethinkDB(), urlsplit(base)
+    credentials = {"user": parts.username, "password": parts.password} if parts.username else {}
+    conn = r.connect(host=parts.hostname, port=parts.port or 28015, timeout=5, **credentials)
+    database = parts.path.strip("/") or "apscheduler"
+
+    def drop() -> None:
+        if database in r.db_list().run(conn) and namespace in r.db(database).table_list().run(conn):
+            r.db(database).table_drop(namespace).run(conn)
+        conn.close()
+
+    holds = lambda job_id: r.db(database).table(namespace).get(job_id).run(conn) is not None  # noqa: E731
+    return Live(with_query(base, table=namespace), holds, drop)
+
+
+LIVE: dict[str, tuple[str | None, Callable[[str, str], Live]]] = {
+    "sqlite": (None, sql_live),
+    "postgres": ("TEST_POSTGRES_URL", sql_live),
+    "mariadb": ("TEST_MYSQL_URL", sql_live),
+    "redis": ("TEST_REDIS_URL", redis_live),
+    "zookeeper": ("TEST_ZOOKEEPER_HOSTS", zookeeper_live),
+    server_id("mongodb", "TEST_MONGODB_SERVER"): ("TEST_MONGODB_URL", mongodb_live),
+    server_id("rethinkdb", "TEST_RETHINKDB_SERVER"): ("TEST_RETHINKDB_URL", rethinkdb_live),
+}
+
+
+@pytest.fixture(params=list(LIVE))
+def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
+    """A live store namespace of its own (table, keys, path, collection), dropped afterwards."""
+    variable, make = LIVE[request.param]
+    base = f"sqlite:///{tmp_path}/new-folder/jobs.db" if variable is None else require(variable)
+    backend = make(base, f"ss_test_{uuid.uuid4().hex[:12]}")
+    yield backend
+    backend.drop()
+
+
+class StoppableScheduler(BackgroundScheduler):
+    """Skip the _process_jobs() that APScheduler 3.11 runs after shutdown(), on closed stores."""
+
+    def _process_jobs(self) -> float | None:
+        return None if self.state == STATE_STOPPED else super()._process_jobs()
+
+
+@pytest.mark.services
+def test_live_round_trip(live: Live) -> None:
+    store = build_jobstore("live", live.url)
+    probe_jobstore(store)  # before the scheduler starts it: the start-up check
+    scheduler = StoppableScheduler(jobstores={"default": store}, timezone="UTC")
+    scheduler.start(paused=True)  # paused: the store is started, nothing fires
+    try:
+        probe_jobstore(store)  # after: the /readyz check
+        info = describe_jobstore(store)
+        assert info["alias"] == "default"
+        password = urlsplit(live.url).password
+        assert not password or f":{password}@" not in json.dumps(info)
+
+        scheduler.add_job("operator:add", "interval", minutes=5, id="rt", args=(1, 2))
+        assert live.holds("rt")  # in this test's namespace, not the default one
+
+        second = StoppableScheduler(
+            jobstores={"default": build_jobstore("second", live.url)}, timezone="UTC"
+        )
+        second.start(paused=True)
+        try:
+            job = second.get_job("rt")
+            assert job is not None
+            assert (job.func_ref, job.args, job.trigger.interval.total_seconds()) == (
+                "operator:add",
+                (1, 2),
+                300,
+            )
+            scheduler.remove_job("rt")
+            assert second.get_job("rt") is None
+            assert not live.holds("rt")
+        finally:
+            second.shutdown()
+    finally:
+        scheduler.shutdown()  # stop the scheduler before the fixture drops the namespace
