@@ -12,7 +12,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from scheduler_service import create_app
-from tests.helpers import base_config
+from tests.helpers import base_config, stop_containers
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _containers() -> Iterator[None]:
+    """Stop the testcontainers containers the session started, if any."""
+    yield
+    stop_containers()
 
 
 @pytest.fixture(autouse=True)

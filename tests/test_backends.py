@@ -45,6 +45,7 @@ from scheduler_service.scheduler.backends import (
     redact_url,
 )
 from scheduler_service.scheduler.urls import parse_jobstore_url
+from tests.helpers import service_url
 
 SECRET = "s3cr3t-Pa55"  # put in URLs and options; must never reach a message or a description
 
@@ -519,17 +520,6 @@ def server_id(name: str, kind_variable: str) -> str:
     return f"{name}-emulator" if os.environ.get(kind_variable, "").startswith("emulator") else name
 
 
-def require(variable: str) -> str:
-    """Return a TEST_* setting; skip without it, or fail when REQUIRE_SERVICES=1."""
-    value = os.environ.get(variable)
-    if value:
-        return value
-    reason = f'{variable} is not set (run: eval "$(bash /work/shared/services.sh up)")'
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 def with_query(url: str, **params: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
 
@@ -636,7 +626,7 @@ LIVE: dict[str, tuple[str | None, Callable[[str, str], Live]]] = {
 def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
     """A live store namespace of its own (table, keys, path, collection), dropped afterwards."""
     variable, make = LIVE[request.param]
-    base = f"sqlite:///{tmp_path}/new-folder/jobs.db" if variable is None else require(variable)
+    base = f"sqlite:///{tmp_path}/new-folder/jobs.db" if variable is None else service_url(variable)
     backend = make(base, f"ss_test_{uuid.uuid4().hex[:12]}")
     yield backend
     backend.drop()
