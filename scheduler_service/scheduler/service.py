@@ -243,17 +243,10 @@ class JobService:
             return "updated"
 
     def _declared_changes(self, job: Job, spec: JobSpec, options: dict[str, Any]) -> dict:
-        defaults = self.scheduler._job_defaults
-        changes = {}
-        for field in OPTION_FIELDS:
-            want = options.get(
-                field, defaults.get(field, "default" if field == "executor" else None)
-            )
-            have = getattr(job, "func_ref" if field == "func" else field)
-            if field in ("args", "kwargs"):
-                have = list(have) if field == "args" else dict(have)
-            if want != have:
-                changes[field] = want
+        # Options the declaration leaves out take the scheduler's job defaults.
+        wanted = {"executor": "default", **self.scheduler._job_defaults, **options}
+        current = job_to_dict(job)
+        changes = {f: wanted[f] for f in OPTION_FIELDS if wanted[f] != current[f]}
         old, new = trigger_to_dict(job.trigger), trigger_to_dict(options["trigger"])
         if spec.start_date is None:  # an interval's start_date defaults to "now": not a change
             old.pop("start_date", None)
