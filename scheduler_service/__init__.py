@@ -11,15 +11,43 @@ from flask import Flask
 
 from .errors import ConfigError
 
-__all__ = ["ConfigError", "create_app"]
+__all__ = ["ConfigError", "create_app", "create_job_app"]
 
 
 def _database_url(settings: dict[str, Any], instance_path: Path) -> str:
     return settings["SCHEDULER_DATABASE_URL"] or f"sqlite:///{instance_path / 'scheduler.sqlite'}"
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+def _base_app(settings: dict[str, Any]) -> Flask:
+    """Build the Flask app with its settings, instance folder and database."""
+    from .extensions import db
+
+    instance_path = Path(settings["SCHEDULER_INSTANCE_PATH"]).resolve()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__, instance_path=str(instance_path))
+    app.config.update(settings)
+    app.config["SQLALCHEMY_DATABASE_URI"] = _database_url(settings, instance_path)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep Flask-APScheduler's key order
+    db.init_app(app)
+    return app
+
+
+def create_job_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app that job functions run in inside a process-pool child: settings and the
+    database only; no scheduler, no routes, no credentials.
+
+    :raises ConfigError: a setting is invalid.
+    """
+    from .settings import load_settings
+
+    return _base_app(load_settings(config))
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = None) -> Flask:
     """Build the service: settings, errors, auth, database, scheduler, blueprints, then start.
+
+    ``start`` overrides SCHEDULER_AUTOSTART for this call (the run command binds its port
+    before it starts the scheduler).
 
     :raises ConfigError: a setting, a job store or a declared job is invalid (the message
         names the key or job).
@@ -30,18 +58,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .auth import init_auth
     from .devadmin import ensure_dev_admin
     from .errors import register_error_handlers
-    from .extensions import db
     from .scheduler.ext import init_scheduler, start_scheduler
     from .settings import load_settings
 
-    settings = load_settings(config)
-    instance_path = Path(settings["SCHEDULER_INSTANCE_PATH"]).resolve()
-    instance_path.mkdir(parents=True, exist_ok=True)
-
-    app = Flask(__name__, instance_path=str(instance_path))
-    app.config.update(settings)
-    app.config["SQLALCHEMY_DATABASE_URI"] = _database_url(settings, instance_path)
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep Flask-APScheduler's key order
+    app = _base_app(load_settings(config))
+    instance_path = Path(app.instance_path)
 
     generated = ensure_dev_admin(app.config, instance_path)
     if generated:
@@ -49,7 +70,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     init_auth(app)
     app.before_request(refuse_non_json_body)
-    db.init_app(app)
     init_scheduler(app)
 
     app.register_blueprint(health.bp)
@@ -58,6 +78,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(scheduler.bp, url_prefix=prefix)
         app.register_blueprint(jobs.bp, url_prefix=prefix)
 
-    if app.config["SCHEDULER_AUTOSTART"]:
+    if app.config["SCHEDULER_AUTOSTART"] if start is None else start:
         start_scheduler(app)
     return app

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import json
 import logging
 import secrets
+import signal
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from flask import Flask
@@ -18,13 +20,18 @@ from . import create_app
 from .errors import ConfigError
 
 
-def _app_or_exit(overrides: Mapping[str, Any] | None = None) -> Flask:
+def _fail(message: str) -> NoReturn:
+    """Print one line and exit 2."""
+    click.echo(f"scheduler-service: {message}", err=True)
+    sys.exit(2)
+
+
+def _app_or_exit(overrides: Mapping[str, Any] | None = None, *, start: bool | None = None) -> Flask:
     """Build the app; on bad configuration print one line naming the key and exit 2."""
     try:
-        return create_app(overrides)
+        return create_app(overrides, start=start)
     except ConfigError as exc:
-        click.echo(f"scheduler-service: configuration error: {exc.message}", err=True)
-        sys.exit(2)
+        _fail(f"configuration error: {exc.message}")
 
 
 @click.group()
@@ -52,10 +59,24 @@ def main(log_level: str) -> None:
     help="Request threads of the waitress server.",
 )
 def run(host: str, port: int, threads: int) -> None:
-    """Serve the API with waitress (one process) and fire jobs."""
-    from waitress import serve
+    """Serve the API with waitress (one process) and fire jobs; SIGTERM or Ctrl-C stops."""
+    from waitress import create_server
 
-    app = _app_or_exit()
+    from .scheduler.ext import start_scheduler
+
+    app = _app_or_exit(start=False)
+    try:  # bind first: a busy port must not leave a scheduler firing in a dying process
+        server = create_server(
+            app, host=host, port=port, threads=threads, ident="scheduler-service"
+        )
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    if app.config["SCHEDULER_AUTOSTART"]:
+        try:
+            start_scheduler(app)
+        except ConfigError as exc:
+            _fail(f"configuration error: {exc.message}")
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     prefix = app.config["SCHEDULER_API_PREFIX"]
     base = f"http://{host}:{port}"
     click.echo(
@@ -68,11 +89,20 @@ def run(host: str, port: int, threads: int) -> None:
         err=True,
     )
     try:
-        serve(app, host=host, port=port, threads=threads, ident="scheduler-service")
+        server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
+        server.close()
         extension = app.extensions["scheduler_service"]
         if extension.running:
-            extension.shutdown(wait=False)
+            extension.shutdown(wait=False)  # running jobs finish; process workers then exit
+        click.echo("scheduler-service stopped", err=True)
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    # systemd, Docker and Kubernetes stop services with SIGTERM: leave as Ctrl-C does.
+    raise KeyboardInterrupt
 
 
 @main.command("check-config")
@@ -87,8 +117,7 @@ def check_config() -> None:
         try:
             extension.probe_stores(timeout=app.config["SCHEDULER_STORE_TIMEOUT"])
         except ServiceUnavailable as exc:
-            click.echo(f"scheduler-service: configuration error: {exc.message}", err=True)
-            sys.exit(2)
+            _fail(f"configuration error: {exc.message}")
         stores = ", ".join(extension.jobstores)
         click.echo(
             f"configuration OK: job stores {stores}; {len(extension.declared)} declared job(s)"
@@ -141,7 +170,5 @@ def new_token(name: str, role: str) -> None:
     token = secrets.token_urlsafe(32)
     digest = hashlib.sha256(token.encode()).hexdigest()
     click.echo(f"token (shown once): {token}")
-    click.echo(
-        f'SCHEDULER_API_TOKENS entry: {{"name": "{name}", "role": "{role}", '
-        f'"token_sha256": "{digest}"}}'
-    )
+    entry = {"name": name, "role": role, "token_sha256": digest}
+    click.echo(f"SCHEDULER_API_TOKENS entry: {json.dumps(entry)}")

@@ -54,6 +54,11 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULER_START_PAUSED": False,
     # Seconds to wait for a job store or database to answer a health probe.
     "SCHEDULER_STORE_TIMEOUT": 5.0,
+    # Seconds to keep retrying, at start-up, a job store that does not answer (progress is
+    # logged); 0 stops start-up at once.
+    "SCHEDULER_STORE_WAIT": 0.0,
+    # Seconds before the scheduler retries a job store that failed while running.
+    "SCHEDULER_JOBSTORE_RETRY_INTERVAL": 10.0,
     # -- the service -------------------------------------------------------------------------
     # The service's own SQL database (run history, users, companion blueprint). None means
     # a SQLite file in the instance folder.
@@ -104,6 +109,8 @@ class _Typed(BaseModel):
     SCHEDULER_AUTOSTART: bool
     SCHEDULER_START_PAUSED: bool
     SCHEDULER_STORE_TIMEOUT: float = Field(gt=0)
+    SCHEDULER_STORE_WAIT: float = Field(ge=0)
+    SCHEDULER_JOBSTORE_RETRY_INTERVAL: float = Field(gt=0)
     SCHEDULER_DATABASE_URL: str | None
     SCHEDULER_INSTANCE_PATH: str
     SCHEDULER_CONFIG_FILE: str | None

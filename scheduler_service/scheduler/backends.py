@@ -262,8 +262,8 @@ _BY_TARGET = {entry.target: name for name, entry in _JOBSTORES.items()}
 JOBSTORE_TYPES: tuple[str, ...] = (*_JOBSTORES, *_SQL_TYPES)
 
 _EXECUTORS = {
-    "threadpool": "apscheduler.executors.pool:ThreadPoolExecutor",
-    "processpool": "apscheduler.executors.pool:ProcessPoolExecutor",
+    "threadpool": "scheduler_service.scheduler.executors:AppThreadPoolExecutor",
+    "processpool": "scheduler_service.scheduler.executors:AppProcessPoolExecutor",
 }
 _EXECUTOR_ALIASES = {"thread": "threadpool", "process": "processpool"}
 EXECUTOR_TYPES: tuple[str, ...] = (*_EXECUTORS, *_EXECUTOR_ALIASES)

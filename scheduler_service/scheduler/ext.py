@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ from flask_apscheduler import APScheduler
 from ..errors import ConfigError, ServiceUnavailable
 from .backends import build_executor, build_jobstore, describe_jobstore, probe_jobstore
 from .declared import load_declared_jobs
+from .executors import child_settings
 from .service import JobService
 from .specs import JobContext, JobSpec
 
@@ -43,6 +45,7 @@ class ServiceScheduler(APScheduler):
             executors=self._executor_instances,
             job_defaults=dict(config["SCHEDULER_JOB_DEFAULTS"]),
             timezone=ZoneInfo(config["SCHEDULER_TIMEZONE"]),
+            jobstore_retry_interval=config["SCHEDULER_JOBSTORE_RETRY_INTERVAL"],
         )
         self.allowed_hosts = list(config["SCHEDULER_ALLOWED_HOSTS"])
         self.api_prefix = config["SCHEDULER_API_PREFIX"]
@@ -108,6 +111,10 @@ def init_scheduler(app: Flask) -> ServiceScheduler:
     }
     if "default" not in executors:
         raise ConfigError("SCHEDULER_EXECUTORS: needs a 'default' executor")
+    settings = child_settings(config)
+    for executor in executors.values():
+        if hasattr(executor, "bind_app"):  # ours; an executor instance from config may not be
+            executor.bind_app(app, settings)
     extension = ServiceScheduler(jobstores=stores, executors=executors)
     extension.init_app(app)
     context = JobContext(
@@ -123,15 +130,24 @@ def init_scheduler(app: Flask) -> ServiceScheduler:
 
 
 def start_scheduler(app: Flask) -> None:
-    """Check the stores answer, then start the scheduler of ``app``.
+    """Check the stores answer (waiting up to SCHEDULER_STORE_WAIT), then start the scheduler.
 
     :raises ConfigError: a job store is unreachable (one line naming it and the cause).
     """
     extension: ServiceScheduler = app.extensions[EXTENSION_KEY]
-    try:
-        extension.probe_stores(timeout=app.config["SCHEDULER_STORE_TIMEOUT"])
-    except ServiceUnavailable as exc:
-        raise ConfigError(f"SCHEDULER_JOBSTORES: {exc.message}") from None
+    deadline = time.monotonic() + app.config["SCHEDULER_STORE_WAIT"]
+    while True:
+        try:
+            extension.probe_stores(timeout=app.config["SCHEDULER_STORE_TIMEOUT"])
+            break
+        except ServiceUnavailable as exc:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ConfigError(f"SCHEDULER_JOBSTORES: {exc.message}") from None
+            log.warning(
+                "%s; retrying for %.0f more seconds (SCHEDULER_STORE_WAIT)", exc.message, remaining
+            )
+            time.sleep(min(2.0, remaining))
     extension.start(paused=app.config["SCHEDULER_START_PAUSED"])
 
 

@@ -1,0 +1,15 @@
+"""Job functions for the tests only (allowed with SCHEDULER_ALLOWED_MODULES)."""
+
+from __future__ import annotations
+
+import os
+
+from flask import current_app
+
+
+def write_app_context(path: str) -> str:
+    """Append "<pid> <instance folder of the current app>" to ``path``; needs an app context."""
+    line = f"{os.getpid()} {current_app.instance_path}"
+    with open(path, "a") as file:
+        file.write(line + "\n")
+    return line

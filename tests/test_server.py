@@ -1,0 +1,416 @@
+"""End to end over HTTP: the real console script `scheduler-service run`, as an operator runs it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "e2e-Strong-pass-4711"
+STARTUP_TIMEOUT = 20.0
+FIRE_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+DECLARED_JOB = """
+[[jobs]]
+id = "declared"
+func = "jobs.examples:record"
+args = [{log!r}, "declared"]
+trigger = "interval"
+seconds = 1
+"""
+
+
+def _console_script() -> list[str]:
+    """The installed `scheduler-service` next to this interpreter (or on PATH)."""
+    beside = Path(sys.executable).parent / "scheduler-service"
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("scheduler-service")
+    if found is None:
+        pytest.fail("the scheduler-service console script is not installed")
+    return [found]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# urllib without any proxy from the environment: the server is on 127.0.0.1.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_AUTH = "Basic " + base64.b64encode(f"{ADMIN_USER}:{ADMIN_PASSWORD}".encode()).decode()
+
+
+class Answer:
+    def __init__(self, status: int, headers: Any, body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        assert self.headers.get("Content-Type", "").startswith("application/json"), self.body
+        return json.loads(self.body)
+
+
+class Server:
+    """One `scheduler-service run` subprocess, its stderr in a file."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, name: str) -> None:
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.stderr_path = log_dir / f"{name}.stderr"
+        self._stderr = self.stderr_path.open("wb")
+        self._stdout = (log_dir / f"{name}.stdout").open("wb")
+        self.proc = subprocess.Popen(
+            [*_console_script(), "run", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._stdout,
+            stderr=self._stderr,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def diagnose(self) -> str:
+        state = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
+        return f"server pid {self.pid} ({state}); its stderr:\n{self.stderr()[-6000:]}"
+
+    def request(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Answer:
+        headers = {"Authorization": _AUTH} if auth else {}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(  # noqa: S310 - always http://127.0.0.1
+            self.base + path, data=data, headers=headers, method=method
+        )
+        try:
+            with _OPENER.open(request, timeout=10) as response:
+                return Answer(response.status, response.headers, response.read())
+        except urllib.error.HTTPError as error:
+            with error:
+                return Answer(error.code, error.headers, error.read())
+
+    def wait_until(self, condition: Callable[[], Any], what: str, timeout: float) -> Any:
+        """Poll ``condition`` until truthy; fail naming ``what``, with the server's stderr."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = condition()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                pytest.fail(f"{what}: not within {timeout}s\n{self.diagnose()}")
+            time.sleep(0.05)
+
+    def wait_healthy(self) -> None:
+        def answers() -> bool:
+            if self.proc.poll() is not None:
+                pytest.fail(f"the server exited before answering /healthz\n{self.diagnose()}")
+            try:
+                return self.request("GET", "/healthz", auth=False).status == 200
+            except OSError:  # not listening yet
+                return False
+
+        self.wait_until(answers, "/healthz answers 200", STARTUP_TIMEOUT)
+
+    def terminate(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig``; return the exit status, failing if it does not exit in time."""
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                f"the server did not exit within {STOP_TIMEOUT}s of {sig!r}\n{self.diagnose()}"
+            )
+
+    def assert_no_secret_in_stderr(self) -> None:
+        text = self.stderr()
+        assert ADMIN_PASSWORD not in text, "the admin password is in the server's stderr"
+        assert base64.b64encode(ADMIN_PASSWORD.encode()).decode() not in text
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=STOP_TIMEOUT)
+        self._stderr.close()
+        self._stdout.close()
+
+
+@pytest.fixture
+def declared_log(tmp_path: Path) -> Path:
+    return tmp_path / "logs" / "declared.log"
+
+
+@pytest.fixture
+def server_env(tmp_path: Path, declared_log: Path) -> dict[str, str]:
+    """The operator's environment: an instance folder, a strong admin password, a jobs file."""
+    jobs_file = tmp_path / "jobs.toml"
+    jobs_file.write_text(DECLARED_JOB.format(log=str(declared_log)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+    env.update(
+        SCHEDULER_INSTANCE_PATH=str(tmp_path / "instance"),
+        SCHEDULER_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        SCHEDULER_JOBS_FILE=str(jobs_file),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture
+def start_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start servers (a restart is a second call on the same instance folder); kill them all."""
+    servers: list[Server] = []
+
+    def start(**extra_env: str) -> Server:
+        server = Server({**server_env, **extra_env}, tmp_path, f"server{len(servers)}")
+        servers.append(server)
+        server.wait_healthy()
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def lines_of(log: Path) -> list[list[str]]:
+    """The "<time> <pid> <value>" lines jobs.examples:record appended to ``log``."""
+    if not log.exists():
+        return []
+    return [line.split() for line in log.read_text().splitlines()]
+
+
+def fired_in(log: Path, pid: int, value: str, times: int = 1) -> bool:
+    return sum(1 for line in lines_of(log) if line[1:] == [str(pid), value]) >= times
+
+
+def job_json(log: Path, *, id: str = "job2", executor: str | None = None) -> dict[str, Any]:
+    """The seed example of POST /scheduler/jobs, recording its runs to ``log``."""
+    body: dict[str, Any] = {
+        "id": id,
+        "func": "jobs.examples:record",
+        "args": [str(log), id],
+        "trigger": "interval",
+        "seconds": 1,
+    }
+    if executor:
+        body["executor"] = executor
+    return body
+
+
+def job_ids(server: Server) -> list[str]:
+    answer = server.request("GET", "/scheduler/jobs")
+    assert answer.status == 200, f"{answer.body!r}\n{server.diagnose()}"
+    return [job["id"] for job in answer.json()]
+
+
+# -- the API over HTTP -----------------------------------------------------------------------
+
+
+def test_post_job_over_http_and_it_fires(
+    start_server: Callable[..., Server], tmp_path: Path, declared_log: Path
+) -> None:
+    server = start_server()
+    log = tmp_path / "logs" / "job2.log"
+    answer = server.request("POST", "/scheduler/jobs", job_json(log))
+    assert answer.status == 200, f"{answer.body!r}\n{server.diagnose()}"
+    job = answer.json()
+    assert job["id"] == "job2"
+    assert job["func"] == "jobs.examples:record"
+    assert job["args"] == [str(log), "job2"]
+    assert job["trigger"] == "interval" and job["seconds"] == 1
+    assert job["next_run_time"] is not None
+    # It fires in the server process (the default thread-pool executor), more than once.
+    server.wait_until(
+        lambda: fired_in(log, server.pid, "job2", times=2), "job2 fires twice", FIRE_TIMEOUT
+    )
+    server.wait_until(
+        lambda: fired_in(declared_log, server.pid, "declared"),
+        "the declared job fires",
+        FIRE_TIMEOUT,
+    )
+    server.assert_no_secret_in_stderr()
+
+
+def test_list_auth_and_validation_over_http(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = start_server()
+    added = server.request("POST", "/scheduler/jobs", job_json(tmp_path / "job2.log"))
+    assert added.status == 200, added.body
+    listing = server.request("GET", "/scheduler/jobs")
+    assert listing.status == 200
+    assert sorted(job["id"] for job in listing.json()) == ["declared", "job2"]
+    assert listing.headers["X-Total-Count"] == "2"
+
+    anonymous = server.request("GET", "/scheduler/jobs", auth=False)
+    assert anonymous.status == 401
+    assert anonymous.headers["WWW-Authenticate"].startswith("Basic realm=")
+    assert anonymous.json()["code"] == 401
+
+    wrong = server.request(
+        "POST", "/scheduler/jobs", job_json(tmp_path / "x.log", id="x"), auth=False
+    )
+    assert wrong.status == 401
+    evil = server.request(
+        "POST",
+        "/scheduler/jobs",
+        {"id": "x", "func": "os:system", "args": ["id"], "trigger": "interval", "seconds": 5},
+    )
+    assert evil.status == 400, evil.body
+    body = evil.json()
+    assert body["code"] == 400 and "func" in body["errors"]
+    assert sorted(job_ids(server)) == ["declared", "job2"]  # nothing was added
+    server.assert_no_secret_in_stderr()
+
+
+def test_health_and_readiness_need_no_login(start_server: Callable[..., Server]) -> None:
+    server = start_server()
+    health = server.request("GET", "/healthz", auth=False)
+    assert health.status == 200
+    assert health.json()["status"] == "ok"
+    ready = server.request("GET", "/readyz", auth=False)
+    assert ready.status == 200, ready.body
+    body = ready.json()
+    assert body["status"] == "ready"
+    assert body["checks"] == {"jobstore:default": "ok", "database": "ok"}
+    server.assert_no_secret_in_stderr()
+
+
+# -- restarts --------------------------------------------------------------------------------
+
+
+def test_restart_keeps_every_job_once_and_firing(
+    start_server: Callable[..., Server], tmp_path: Path, declared_log: Path
+) -> None:
+    log = tmp_path / "logs" / "job2.log"
+    first = start_server()
+    assert first.request("POST", "/scheduler/jobs", job_json(log)).status == 200
+    first.wait_until(lambda: fired_in(log, first.pid, "job2"), "job2 fires", FIRE_TIMEOUT)
+
+    first.terminate(signal.SIGTERM)
+    first.assert_no_secret_in_stderr()
+
+    second = start_server()
+    ids = Counter(job_ids(second))
+    assert ids == Counter({"declared": 1, "job2": 1}), second.diagnose()
+    # The API still refuses a second job2: the stored one is the only one.
+    again = second.request("POST", "/scheduler/jobs", job_json(log))
+    assert again.status == 409, again.body
+    second.wait_until(
+        lambda: fired_in(log, second.pid, "job2", times=2),
+        "job2 fires after the restart",
+        FIRE_TIMEOUT,
+    )
+    second.wait_until(
+        lambda: fired_in(declared_log, second.pid, "declared"),
+        "the declared job fires after the restart",
+        FIRE_TIMEOUT,
+    )
+    assert Counter(job_ids(second)) == Counter({"declared": 1, "job2": 1})
+    text = second.stderr()
+    assert "Traceback" not in text, second.diagnose()
+    assert "onflict" not in text, second.diagnose()  # no ConflictingIdError, no "conflict"
+    second.assert_no_secret_in_stderr()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie waiting to be reaped does not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.fixture
+def stray_pids() -> Iterator[list[int]]:
+    """Process-pool workers a test found: killed afterwards if they outlived their server."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        if _alive(pid) and cmdline.exists() and b"multiprocessing" in cmdline.read_bytes():
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_sigterm_shuts_the_scheduler_down(
+    start_server: Callable[..., Server], tmp_path: Path, stray_pids: list[int]
+) -> None:
+    server = start_server()
+    log = tmp_path / "logs" / "p.log"
+    added = server.request("POST", "/scheduler/jobs", job_json(log, id="p", executor="process"))
+    assert added.status == 200, added.body
+    lines = server.wait_until(lambda: lines_of(log), "the process-pool job fires", FIRE_TIMEOUT)
+    worker = int(lines[0][1])
+    assert worker != server.pid
+    stray_pids.append(worker)
+
+    server.terminate(signal.SIGTERM)
+    assert "Scheduler has been shut down" in server.stderr(), server.diagnose()
+    server.wait_until(lambda: not _alive(worker), "the process-pool worker exits", 3.0)
+
+
+# -- start-up failures -----------------------------------------------------------------------
+
+
+def test_run_with_bad_configuration_exits_2_with_one_line(server_env: dict[str, str]) -> None:
+    env = {**server_env, "SCHEDULER_ADMIN_PASSWORD": "admin"}  # weak, and no dev mode
+    done = subprocess.run(
+        [*_console_script(), "run", "--port", str(_free_port())],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "SCHEDULER_ADMIN_PASSWORD" in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_run_on_a_busy_port_fails_in_one_line(server_env: dict[str, str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [*_console_script(), "run", "--port", str(port)],
+            cwd=REPO_ROOT,
+            env=server_env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_TIMEOUT,
+        )
+    assert ADMIN_PASSWORD not in done.stderr
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    assert str(port) in done.stderr.strip().splitlines()[-1], done.stderr
