@@ -20,7 +20,7 @@ def _database_url(settings: dict[str, Any], instance_path: Path) -> str:
 
 def _base_app(settings: dict[str, Any]) -> Flask:
     """Build the Flask app with its settings, instance folder and database."""
-    from .extensions import db
+    from .extensions import db, migrate
 
     instance_path = Path(settings["SCHEDULER_INSTANCE_PATH"]).resolve()
     instance_path.mkdir(parents=True, exist_ok=True)
@@ -29,7 +29,16 @@ def _base_app(settings: dict[str, Any]) -> Flask:
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_url(settings, instance_path)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep Flask-APScheduler's key order
     db.init_app(app)
+    migrate.init_app(app, db)
     return app
+
+
+def upgrade_database(app: Flask) -> None:
+    """Bring the service database to the newest schema (Alembic upgrade to head)."""
+    import flask_migrate
+
+    with app.app_context():
+        flask_migrate.upgrade()
 
 
 def create_job_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -70,6 +79,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
     register_error_handlers(app)
     init_auth(app)
     app.before_request(refuse_non_json_body)
+    if app.config["SCHEDULER_DATABASE_MIGRATE"]:
+        upgrade_database(app)
     init_scheduler(app)
 
     app.register_blueprint(health.bp)

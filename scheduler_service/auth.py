@@ -7,6 +7,7 @@ lives only in this process: the cache holds no password, and a wrong password ne
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -64,8 +65,11 @@ class Authenticator:
         self._key = secrets.token_bytes(32)
         self._cache: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
         self._lock = threading.Lock()
-        # Verified against when the user is unknown, so both cases cost the same.
-        self._dummy_hash = generate_password_hash(secrets.token_urlsafe(16))
+
+    @functools.cached_property
+    def _dummy_hash(self) -> str:
+        """A hash checked when the user is unknown, so both cases cost the same."""
+        return generate_password_hash(secrets.token_urlsafe(16))
 
     def check_basic(self, name: str, password: str) -> Principal | None:
         """Return the principal for these credentials, or None."""

@@ -124,6 +124,15 @@ def check_config() -> None:
         )
 
 
+@main.command("upgrade-db")
+def upgrade_db() -> None:
+    """Apply the service database's migrations (start-up does it unless turned off)."""
+    from . import upgrade_database
+
+    upgrade_database(_app_or_exit({"SCHEDULER_DATABASE_MIGRATE": False}, start=False))
+    click.echo("database schema is up to date", err=True)
+
+
 @main.command("jobs")
 def list_jobs() -> None:
     """List the jobs in every job store (fires nothing)."""

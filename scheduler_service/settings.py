@@ -63,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
     # The service's own SQL database (run history, users, companion blueprint). None means
     # a SQLite file in the instance folder.
     "SCHEDULER_DATABASE_URL": None,
+    # Apply the database migrations at start-up (off: run `scheduler-service upgrade-db`).
+    "SCHEDULER_DATABASE_MIGRATE": True,
     # The instance folder (SQLite files, generated development credentials).
     "SCHEDULER_INSTANCE_PATH": "instance",
     # A Python, TOML or JSON file of settings, read after the defaults.
@@ -112,6 +114,7 @@ class _Typed(BaseModel):
     SCHEDULER_STORE_WAIT: float = Field(ge=0)
     SCHEDULER_JOBSTORE_RETRY_INTERVAL: float = Field(gt=0)
     SCHEDULER_DATABASE_URL: str | None
+    SCHEDULER_DATABASE_MIGRATE: bool
     SCHEDULER_INSTANCE_PATH: str
     SCHEDULER_CONFIG_FILE: str | None
     SCHEDULER_DEV_MODE: bool
