@@ -34,11 +34,22 @@ def _base_app(settings: dict[str, Any]) -> Flask:
 
 
 def upgrade_database(app: Flask) -> None:
-    """Bring the service database to the newest schema (Alembic upgrade to head)."""
+    """Bring the service database to the newest schema (Alembic upgrade to every head).
+
+    :raises ConfigError: the database cannot be reached or refuses the change.
+    """
     import flask_migrate
+    from sqlalchemy.exc import OperationalError
+
+    from .extensions import db
 
     with app.app_context():
-        flask_migrate.upgrade()
+        try:
+            flask_migrate.upgrade(revision="heads")
+        except OperationalError as exc:  # unreachable, or refused us: one line, no password
+            cause = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            url = db.engine.url.render_as_string(hide_password=True)
+            raise ConfigError(f"SCHEDULER_DATABASE_URL: cannot migrate {url}: {cause}") from None
 
 
 def create_job_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -62,7 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
         names the key or job).
     """
     from . import health
-    from .api import jobs, scheduler
+    from .api import jobs, runs, scheduler
     from .api.request import refuse_non_json_body
     from .auth import init_auth
     from .devadmin import ensure_dev_admin
@@ -79,8 +90,6 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
     register_error_handlers(app)
     init_auth(app)
     app.before_request(refuse_non_json_body)
-    if app.config["SCHEDULER_DATABASE_MIGRATE"]:
-        upgrade_database(app)
     init_scheduler(app)
 
     app.register_blueprint(health.bp)
@@ -88,7 +97,11 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
         prefix = app.config["SCHEDULER_API_PREFIX"]
         app.register_blueprint(scheduler.bp, url_prefix=prefix)
         app.register_blueprint(jobs.bp, url_prefix=prefix)
+        app.register_blueprint(runs.bp, url_prefix=prefix)
 
+    # Everything is validated by now: only then touch the database, then start.
+    if app.config["SCHEDULER_DATABASE_MIGRATE"]:
+        upgrade_database(app)
     if app.config["SCHEDULER_AUTOSTART"] if start is None else start:
         start_scheduler(app)
     return app

@@ -472,7 +472,9 @@ def test_run_now_goes_through_the_executor(client: FlaskClient) -> None:
     )
     first = client.post("/scheduler/jobs/slow/run", headers=OPERATOR)
     assert first.status_code == 202
-    assert first.get_json()["id"] == "slow"
+    run = first.get_json()  # the run record (SPEC §6)
+    assert (run["job_id"], run["trigger"]) == ("slow", "manual")
+    assert run["state"] in ("submitted", "running")
     # Had the first run happened inside the request, it would be over; it is still running,
     # so the second submission hits max_instances=1.
     assert_error(client.post("/scheduler/jobs/slow/run", headers=OPERATOR), 409)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from scheduler_service.errors import ConfigError
 from tests.helpers import ADMIN, OPERATOR
 
 JOB = {
@@ -94,8 +96,9 @@ def test_healthz_and_readyz(client: FlaskClient) -> None:
 
 
 def test_readyz_fails_when_the_database_is_unreachable(make_app: Callable[..., Flask]) -> None:
-    client = make_app(
-        SCHEDULER_DATABASE_URL="postgresql+psycopg://u:s3cret@127.0.0.1:1/db"
+    client = make_app(  # it went away after start-up: no migration to fail on
+        SCHEDULER_DATABASE_URL="postgresql+psycopg://u:s3cret@127.0.0.1:1/db",
+        SCHEDULER_DATABASE_MIGRATE=False,
     ).test_client()
     ready = client.get("/readyz")
     assert ready.status_code == 503
@@ -103,3 +106,11 @@ def test_readyz_fails_when_the_database_is_unreachable(make_app: Callable[..., F
     assert body["checks"]["jobstore:default"] == "ok"
     assert body["checks"]["database"].startswith("unreachable")
     assert "s3cret" not in ready.get_data(as_text=True)
+
+
+def test_unreachable_database_at_start_up_is_one_line(make_app: Callable[..., Flask]) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_app(SCHEDULER_DATABASE_URL="postgresql+psycopg://u:s3cret@127.0.0.1:1/db")
+    message = str(info.value)
+    assert message.startswith("SCHEDULER_DATABASE_URL: cannot migrate")
+    assert "s3cret" not in message and "\n" not in message

@@ -62,9 +62,3 @@ def pause_job(job_id: str) -> Response:
 @require_role("operator")
 def resume_job(job_id: str) -> Response:
     return jsonify(job_to_dict(get_job_service().resume_job(job_id)))
-
-
-@bp.post("/jobs/<job_id>/run")
-@require_role("operator")
-def run_job(job_id: str) -> tuple[Response, int]:
-    return jsonify(job_to_dict(get_job_service().run_job(job_id))), 202

@@ -9,10 +9,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 from flask import Flask, current_app
 from flask_apscheduler import APScheduler
 
 from ..errors import ConfigError, ServiceUnavailable
+from ..runs.recorder import mark_abandoned
 from .backends import build_executor, build_jobstore, describe_jobstore, probe_jobstore
 from .declared import load_declared_jobs
 from .executors import child_settings
@@ -24,6 +26,19 @@ log = logging.getLogger(__name__)
 EXTENSION_KEY = "scheduler_service"
 
 
+class _BackgroundScheduler(BackgroundScheduler):
+    """APScheduler's background scheduler, minus one pass of job processing after shutdown.
+
+    APScheduler 3 wakes its thread on shutdown and processes jobs once more on the closed
+    stores; SQL and Redis stores reconnect, so every due run is moved on without running.
+    """
+
+    def _process_jobs(self) -> float | None:
+        if self.state == STATE_STOPPED:
+            return None
+        return super()._process_jobs()
+
+
 class ServiceScheduler(APScheduler):
     """Flask-APScheduler's extension, fed validated settings and store instances.
 
@@ -32,7 +47,7 @@ class ServiceScheduler(APScheduler):
     """
 
     def __init__(self, *, jobstores: dict[str, Any], executors: dict[str, Any]) -> None:
-        super().__init__(scheduler=BackgroundScheduler())
+        super().__init__(scheduler=_BackgroundScheduler())
         self._jobstore_instances = jobstores
         self._executor_instances = executors
         self.declared: list[JobSpec] = []
@@ -148,7 +163,19 @@ def start_scheduler(app: Flask) -> None:
                 "%s; retrying for %.0f more seconds (SCHEDULER_STORE_WAIT)", exc.message, remaining
             )
             time.sleep(min(2.0, remaining))
+    _mark_abandoned_runs(app)
     extension.start(paused=app.config["SCHEDULER_START_PAUSED"])
+
+
+def _mark_abandoned_runs(app: Flask) -> None:
+    try:
+        with app.app_context():
+            count = mark_abandoned()
+    except Exception:  # e.g. no runs table yet with SCHEDULER_DATABASE_MIGRATE off
+        log.exception("could not check for runs abandoned by a crashed process")
+        return
+    if count:
+        log.warning("marked %d run(s) of a process that ended mid-run as abandoned", count)
 
 
 def get_scheduler() -> ServiceScheduler:

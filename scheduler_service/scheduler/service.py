@@ -209,20 +209,20 @@ class JobService:
             except JobLookupError:
                 raise NotFound(f"Job {job_id} not found") from None
 
-    def run_job(self, job_id: str) -> Job:
+    def run_job(self, job_id: str) -> list[int]:
         """Submit one run of the job to its executor now, outside the request thread.
 
+        :returns: the ids of the recorded runs.
         :raises Conflict: the job already runs max_instances times.
         """
         job = self.get_job(job_id)
         executor = self.scheduler._lookup_executor(job.executor)
         try:
-            executor.submit_job(job, [self._now()])
+            return executor.submit_job(job, [self._now()], trigger="manual")
         except MaxInstancesReachedError:
             raise Conflict(
                 f"Job {job_id} is already running {job.max_instances} time(s) (max_instances)"
             ) from None
-        return job
 
     def upsert_job(self, spec: JobSpec) -> str:
         """Add a declared job, or bring a stored one in line with it; keep its schedule when

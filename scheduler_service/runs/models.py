@@ -1,0 +1,92 @@
+"""The run record: one row per run of a job, kept after the job is deleted."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from ..extensions import db
+
+# submitted -> running -> succeeded | failed; or missed (too late), skipped (max_instances
+# reached), abandoned (its process died while it ran).
+RUN_STATES = ("submitted", "running", "succeeded", "failed", "missed", "skipped", "abandoned")
+FINAL_STATES = frozenset({"succeeded", "failed", "missed", "skipped", "abandoned"})
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store aware datetimes as naive UTC, read them back aware (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+class Run(db.Model):  # type: ignore[name-defined,misc]
+    """One run of one job."""
+
+    __tablename__ = "scheduler_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(191), index=True)
+    job_name: Mapped[str | None] = mapped_column(String(200))
+    func: Mapped[str | None] = mapped_column(String(200))
+    trigger: Mapped[str] = mapped_column(String(16))  # "schedule" or "manual"
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    executor: Mapped[str | None] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    scheduled_run_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration: Mapped[float | None] = mapped_column(Float)
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(Text)  # JSON text
+    result_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    log: Mapped[str | None] = mapped_column(Text)
+    log_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the run as SPEC §6 JSON."""
+        result: Any = self.result
+        if result is not None and not self.result_truncated:
+            result = json.loads(result)
+        return {
+            "id": self.id,
+            "job_id": self.job_id,
+            "job_name": self.job_name,
+            "func": self.func,
+            "trigger": self.trigger,
+            "state": self.state,
+            "executor": self.executor,
+            "attempt": self.attempt,
+            "scheduled_run_time": _iso(self.scheduled_run_time),
+            "submitted_at": _iso(self.submitted_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "duration": self.duration,
+            "host": self.host,
+            "pid": self.pid,
+            "error": self.error,
+            "traceback": self.traceback,
+            "result": result,
+            "result_truncated": self.result_truncated,
+            "log": self.log,
+            "log_truncated": self.log_truncated,
+        }

@@ -1,0 +1,121 @@
+"""Writing run records. Call inside an app context; each call is one short transaction.
+
+A failure to record never fails the job: it is logged, loudly, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import update
+
+from ..extensions import db
+from .models import Run
+
+log = logging.getLogger(__name__)
+
+HOST = socket.gethostname()
+RESULT_LIMIT = 10_000  # characters of a JSON-encoded return value
+
+
+def utcnow() -> datetime:
+    """Return the current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def encode_result(value: Any, *, limit: int = RESULT_LIMIT) -> tuple[str, bool]:
+    """Encode a return value as JSON (repr() for what JSON cannot hold), cut at ``limit``."""
+    text = json.dumps(value, default=repr)
+    if len(text) > limit:
+        return text[:limit], True
+    return text, False
+
+
+def record_submitted(
+    *, job: Any, run_times: Sequence[datetime], trigger: str, state: str = "submitted"
+) -> list[int]:
+    """Insert one run per run time; return their ids."""
+    now = utcnow()
+    runs = [
+        Run(
+            job_id=job.id,
+            job_name=job.name,
+            func=job.func_ref,
+            trigger=trigger,
+            state=state,
+            executor=job.executor,
+            attempt=1,
+            scheduled_run_time=run_time,
+            submitted_at=now,
+            host=HOST,
+            pid=os.getpid(),
+            result_truncated=False,
+            log_truncated=False,
+            finished_at=now if state == "skipped" else None,
+        )
+        for run_time in run_times
+    ]
+    try:
+        db.session.add_all(runs)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("could not record the submission of job %s", job.id)
+        return []
+    return [run.id for run in runs]
+
+
+def _update(run_id: int | None, **values: Any) -> None:
+    if run_id is None:
+        return
+    try:
+        db.session.execute(update(Run).where(Run.id == run_id).values(**values))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("could not record run %s as %s", run_id, values.get("state"))
+
+
+def record_started(run_id: int | None, *, started_at: datetime) -> None:
+    """Mark a run as running in this process."""
+    _update(run_id, state="running", started_at=started_at, host=HOST, pid=os.getpid())
+
+
+def record_finished(
+    run_id: int | None, *, state: str, started_at: datetime | None, **fields: Any
+) -> None:
+    """Mark a run finished (succeeded, failed or missed) with what it left behind."""
+    finished = utcnow()
+    duration = None if started_at is None else (finished - started_at).total_seconds()
+    _update(run_id, state=state, finished_at=finished, duration=duration, **fields)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def mark_abandoned() -> int:
+    """Mark runs left submitted or running by a dead process of this host as abandoned."""
+    stale = db.session.scalars(
+        db.select(Run).where(Run.state.in_(("submitted", "running")), Run.host == HOST)
+    ).all()
+    dead = [run for run in stale if run.pid is None or not _alive(run.pid)]
+    now = utcnow()
+    for run in dead:
+        run.state = "abandoned"
+        run.finished_at = now
+        run.error = "the process running it ended before the run finished"
+    db.session.commit()
+    return len(dead)

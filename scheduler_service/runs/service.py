@@ -1,0 +1,60 @@
+"""Reading run history: filtered, paged, newest first; waiting for a run's outcome."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from ..errors import NotFound
+from ..extensions import db
+from .models import FINAL_STATES, Run
+
+
+def list_runs(
+    *,
+    job_id: str | None = None,
+    state: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Run], int]:
+    """Return a page of runs, newest scheduled first, and how many match in all."""
+    query = select(Run)
+    if job_id is not None:
+        query = query.where(Run.job_id == job_id)
+    if state is not None:
+        query = query.where(Run.state == state)
+    if since is not None:
+        query = query.where(Run.scheduled_run_time >= since)
+    if until is not None:
+        query = query.where(Run.scheduled_run_time < until)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = db.session.scalars(
+        query.order_by(Run.scheduled_run_time.desc(), Run.id.desc()).limit(limit).offset(offset)
+    ).all()
+    return list(page), total
+
+
+def get_run(run_id: int) -> Run:
+    """Return one run.
+
+    :raises NotFound: no run has this id.
+    """
+    run = db.session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"Run {run_id} not found")
+    return run
+
+
+def wait_for_outcome(run_id: int, *, timeout: float, poll: float = 0.05) -> Run:
+    """Return the run once it has a final state, or as it is when ``timeout`` runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.expire_all()  # another thread or process writes the outcome
+        run = get_run(run_id)
+        if run.state in FINAL_STATES or time.monotonic() >= deadline:
+            return run
+        time.sleep(poll)
