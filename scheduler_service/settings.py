@@ -59,6 +59,12 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULER_STORE_WAIT": 0.0,
     # Seconds before the scheduler retries a job store that failed while running.
     "SCHEDULER_JOBSTORE_RETRY_INTERVAL": 10.0,
+    # -- run history -------------------------------------------------------------------------
+    # Keep finished runs this many days (0: forever), and at most this many per job (0: all).
+    "SCHEDULER_RUNS_MAX_AGE_DAYS": 30.0,
+    "SCHEDULER_RUNS_MAX_PER_JOB": 1000,
+    # Seconds between two passes of the built-in housekeeping job that prunes the history.
+    "SCHEDULER_HOUSEKEEPING_INTERVAL": 3600.0,
     # -- the service -------------------------------------------------------------------------
     # The service's own SQL database (run history, users, companion blueprint). None means
     # a SQLite file in the instance folder.
@@ -113,6 +119,9 @@ class _Typed(BaseModel):
     SCHEDULER_STORE_TIMEOUT: float = Field(gt=0)
     SCHEDULER_STORE_WAIT: float = Field(ge=0)
     SCHEDULER_JOBSTORE_RETRY_INTERVAL: float = Field(gt=0)
+    SCHEDULER_RUNS_MAX_AGE_DAYS: float = Field(ge=0)
+    SCHEDULER_RUNS_MAX_PER_JOB: int = Field(ge=0)
+    SCHEDULER_HOUSEKEEPING_INTERVAL: float = Field(gt=0)
     SCHEDULER_DATABASE_URL: str | None
     SCHEDULER_DATABASE_MIGRATE: bool
     SCHEDULER_INSTANCE_PATH: str

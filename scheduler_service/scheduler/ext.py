@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from flask import Flask, current_app
@@ -15,6 +16,7 @@ from flask_apscheduler import APScheduler
 
 from ..errors import ConfigError, ServiceUnavailable
 from ..runs.recorder import mark_abandoned
+from ..runs.retention import housekeeping
 from .backends import build_executor, build_jobstore, describe_jobstore, probe_jobstore
 from .declared import load_declared_jobs
 from .executors import child_settings
@@ -24,6 +26,9 @@ from .specs import JobContext, JobSpec
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "scheduler_service"
+# A private in-memory store for the service's own jobs; the job API never shows it.
+SERVICE_STORE = "__service__"
+HOUSEKEEPING_ID = "__housekeeping__"
 
 
 class _BackgroundScheduler(BackgroundScheduler):
@@ -56,7 +61,7 @@ class ServiceScheduler(APScheduler):
     def _load_config(self) -> None:
         config = self.app.config
         self._scheduler.configure(
-            jobstores=self._jobstore_instances,
+            jobstores={**self._jobstore_instances, SERVICE_STORE: MemoryJobStore()},
             executors=self._executor_instances,
             job_defaults=dict(config["SCHEDULER_JOB_DEFAULTS"]),
             timezone=ZoneInfo(config["SCHEDULER_TIMEZONE"]),
@@ -68,6 +73,26 @@ class ServiceScheduler(APScheduler):
 
     def _load_jobs(self) -> None:
         """Declared jobs are upserted after start (see start), never queued as pending jobs."""
+
+    def _add_housekeeping(self) -> None:
+        config = self.app.config
+        interval = config["SCHEDULER_HOUSEKEEPING_INTERVAL"]
+        self._scheduler.add_job(
+            housekeeping,
+            trigger="interval",
+            seconds=interval,
+            id=HOUSEKEEPING_ID,
+            name="prune the run history",
+            jobstore=SERVICE_STORE,
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+            max_instances=1,
+            kwargs={
+                "max_age_days": config["SCHEDULER_RUNS_MAX_AGE_DAYS"],
+                "max_per_job": config["SCHEDULER_RUNS_MAX_PER_JOB"],
+            },
+        )
 
     @property
     def may_fire(self) -> bool:
@@ -92,6 +117,7 @@ class ServiceScheduler(APScheduler):
         for spec in self.declared:
             outcome = self.service.upsert_job(spec)
             log.info("declared job %s: %s", spec.id, outcome)
+        self._add_housekeeping()
         if not paused and self.may_fire:
             self._scheduler.resume()
         elif not self.may_fire:

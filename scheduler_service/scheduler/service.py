@@ -102,6 +102,7 @@ class JobService:
             raise NotFound(f"no job store {jobstore!r}")
         with store_errors():
             jobs = self.scheduler.get_jobs(jobstore)
+        jobs = [j for j in jobs if j._jobstore_alias in self.context.jobstores]
         if trigger is not None:
             jobs = [j for j in jobs if trigger_to_dict(j.trigger)["trigger"] == trigger]
         if paused is not None:
@@ -116,7 +117,7 @@ class JobService:
         self._require_running()
         with store_errors():
             job = self.scheduler.get_job(job_id)
-        if job is None:
+        if job is None or job._jobstore_alias not in self.context.jobstores:
             raise NotFound(f"Job {job_id} not found")
         return job
 

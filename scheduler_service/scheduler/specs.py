@@ -17,7 +17,15 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
 
 from ..errors import Unprocessable, ValidationFailed
 from .callables import CallableRefused, check_arguments, resolve_callable
@@ -85,6 +93,13 @@ class JobSpec(BaseModel):
     jobstore: Annotated[str, Field(min_length=1)] | None = None
     executor: Annotated[str, Field(min_length=1)] | None = None
     replace_existing: StrictBool = False
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value.startswith("__"):
+            raise ValueError("ids starting with '__' are reserved for the service's own jobs")
+        return value
 
 
 @dataclass(frozen=True)
