@@ -78,6 +78,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
     from .auth import init_auth
     from .devadmin import ensure_dev_admin
     from .errors import register_error_handlers
+    from .metrics import init_metrics
     from .scheduler.ext import init_scheduler, start_scheduler
     from .settings import load_settings
 
@@ -90,7 +91,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
     register_error_handlers(app)
     init_auth(app)
     app.before_request(refuse_non_json_body)
-    init_scheduler(app)
+    extension = init_scheduler(app)
+    init_metrics(app, extension)
 
     app.register_blueprint(health.bp)
     if app.config["SCHEDULER_API_ENABLED"]:

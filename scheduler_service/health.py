@@ -10,6 +10,7 @@ from .errors import ServiceUnavailable
 from .extensions import db
 from .scheduler.backends import probe_jobstore
 from .scheduler.ext import get_scheduler, state_name
+from .scheduler.service import store_error
 
 bp = Blueprint("health", __name__)
 
@@ -35,6 +36,7 @@ def readyz() -> tuple[Response, int]:
             checks[f"jobstore:{alias}"] = "ok"
         except ServiceUnavailable as exc:
             checks[f"jobstore:{alias}"] = exc.message
+            store_error.send(current_app._get_current_object(), kind="probe")
     try:
         db.session.execute(text("SELECT 1"))
         checks["database"] = "ok"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 from flask import Flask
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import ADMIN, wait_for
 
@@ -138,6 +139,15 @@ def test_store_outage_is_503_and_heals(
     assert ready.status_code == 503
     assert ready.get_json()["checks"]["jobstore:default"] != "ok"
     assert client.get("/healthz").status_code == 200  # alive, just not ready
+    metrics = client.get("/metrics", headers=ADMIN).get_data(as_text=True)
+    errors = {
+        sample.labels["kind"]: sample.value
+        for family in text_string_to_metric_families(metrics)
+        if family.name == "scheduler_store_errors"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    assert errors["api"] >= 3 and errors["probe"] >= 1
 
     private_redis.start()  # same port, same append-only file
     wait_for(lambda: status(client, "/scheduler/jobs") == 200)

@@ -71,7 +71,25 @@ def _build_child_app(settings: dict[str, Any]) -> None:
 def _run_one(
     job: Job, jobstore_alias: str, run_time: datetime, run_id: int | None, logger: logging.Logger
 ) -> JobExecutionEvent:
-    """Run the job once for ``run_time``, recording the run; return APScheduler's event."""
+    """Run the job once for ``run_time``, recording the run; return APScheduler's event,
+    carrying ``run_id``, ``duration`` and ``lateness`` (seconds) for metrics and live events."""
+    started = utcnow()
+    event = _run_recorded(job, jobstore_alias, run_time, run_id, logger, started)
+    event.run_id = run_id  # type: ignore[attr-defined]
+    if event.code != EVENT_JOB_MISSED:
+        event.duration = (utcnow() - started).total_seconds()  # type: ignore[attr-defined]
+        event.lateness = (started - run_time).total_seconds()  # type: ignore[attr-defined]
+    return event
+
+
+def _run_recorded(
+    job: Job,
+    jobstore_alias: str,
+    run_time: datetime,
+    run_id: int | None,
+    logger: logging.Logger,
+    started: datetime,
+) -> JobExecutionEvent:
     if job.misfire_grace_time is not None and (
         utcnow() - run_time > timedelta(seconds=job.misfire_grace_time)
     ):
@@ -83,7 +101,6 @@ def _run_one(
             error="missed its run time by more than misfire_grace_time",
         )
         return JobExecutionEvent(EVENT_JOB_MISSED, job.id, jobstore_alias, run_time)
-    started = utcnow()
     record_started(run_id, started_at=started)
     logger.info('Running job "%s" (scheduled at %s)', job, run_time)
     with capture_logs() as captured:

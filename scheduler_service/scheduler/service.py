@@ -16,6 +16,8 @@ from apscheduler.executors.base import MaxInstancesReachedError
 from apscheduler.job import Job
 from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
 from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
+from blinker import Namespace
+from flask import current_app, has_app_context
 
 from ..errors import BadRequest, Conflict, NotFound, ServiceError, ServiceUnavailable
 from .serialize import job_to_dict, trigger_to_dict
@@ -34,6 +36,9 @@ from .specs import (
 )
 
 log = logging.getLogger(__name__)
+
+# Sent when a job store fails a call (metrics count these).
+store_error = Namespace().signal("store-error")
 
 _TRIGGER_KEYS = ALL_TRIGGER_FIELDS | {"trigger"}
 _DEFAULTED = ("misfire_grace_time", "max_instances", "coalesce")
@@ -72,6 +77,8 @@ def store_errors() -> Iterator[None]:
         raise
     except _STORE_ERRORS as exc:
         log.warning("job store unavailable: %s", type(exc).__name__)
+        if has_app_context():
+            store_error.send(current_app._get_current_object(), kind="api")
         raise ServiceUnavailable(f"the job store is unavailable ({type(exc).__name__})") from None
 
 

@@ -1,0 +1,73 @@
+"""/metrics: Prometheus text that parses, with run counters matching the run history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import ADMIN, OPERATOR, VIEWER
+
+
+def scrape(client: FlaskClient) -> dict[tuple[str, tuple], float]:
+    response = client.get("/metrics", headers=VIEWER)
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def add(client: FlaskClient, job_id: str, func: str, args: list) -> None:
+    body = {"id": job_id, "func": func, "args": args, "trigger": "interval", "hours": 1}
+    assert client.post("/scheduler/jobs", json=body, headers=ADMIN).status_code == 200
+
+
+def history(client: FlaskClient, job_id: str, state: str) -> int:
+    response = client.get(f"/scheduler/jobs/{job_id}/runs?state={state}", headers=VIEWER)
+    return int(response.headers["X-Total-Count"])
+
+
+def test_metrics_need_auth(client: FlaskClient) -> None:
+    assert client.get("/metrics").status_code == 401
+
+
+def test_run_counters_match_the_history(client: FlaskClient) -> None:
+    add(client, "ok", "jobs.examples:print_test", ["x"])
+    add(client, "bad", "jobs.examples:fail", ["no"])
+    add(client, "slow", "jobs.examples:sleep", [1])
+    for job_id, times in (("ok", 3), ("bad", 2)):
+        for _ in range(times):
+            response = client.post(f"/scheduler/jobs/{job_id}/run?wait=10", headers=OPERATOR)
+            assert response.status_code == 202
+    client.post("/scheduler/jobs/slow/run", headers=OPERATOR)
+    assert client.post("/scheduler/jobs/slow/run", headers=OPERATOR).status_code == 409
+    client.post("/scheduler/jobs/slow/run?wait=0", headers=OPERATOR)  # maybe skipped too
+    samples = scrape(client)
+
+    def counted(job_id: str, outcome: str) -> float:
+        key = ("scheduler_runs_total", (("job_id", job_id), ("outcome", outcome)))
+        return samples.get(key, 0.0)
+
+    assert counted("ok", "succeeded") == history(client, "ok", "succeeded") == 3
+    assert counted("bad", "failed") == history(client, "bad", "failed") == 2
+    assert counted("slow", "skipped") == history(client, "slow", "skipped") >= 1
+    assert samples[("scheduler_run_duration_seconds_count", (("outcome", "succeeded"),))] >= 3
+    assert samples[("scheduler_run_lateness_seconds_count", ())] >= 5
+
+
+def test_state_and_jobs_per_store(make_app: Callable[..., Flask]) -> None:
+    client = make_app().test_client()
+    add(client, "a", "jobs.examples:print_test", ["x"])
+    add(client, "b", "jobs.examples:print_test", ["y"])
+    samples = scrape(client)
+    assert samples[("scheduler_jobs", (("jobstore", "default"),))] == 2
+    assert samples[("scheduler_state", ())] == 2  # paused, as the test settings start
+    assert samples[("scheduler_firing", ())] == 0
+    client.post("/scheduler/resume", headers=OPERATOR)
+    samples = scrape(client)
+    assert samples[("scheduler_state", ())] == 1 and samples[("scheduler_firing", ())] == 1
