@@ -72,12 +72,13 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
     :raises ConfigError: a setting, a job store or a declared job is invalid (the message
         names the key or job).
     """
-    from . import health
+    from . import events, health
     from .api import jobs, runs, scheduler
     from .api.request import refuse_non_json_body
     from .auth import init_auth
     from .devadmin import ensure_dev_admin
     from .errors import register_error_handlers
+    from .events import init_events
     from .metrics import init_metrics
     from .scheduler.ext import init_scheduler, start_scheduler
     from .settings import load_settings
@@ -93,6 +94,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
     app.before_request(refuse_non_json_body)
     extension = init_scheduler(app)
     init_metrics(app, extension)
+    init_events(app, extension)
 
     app.register_blueprint(health.bp)
     if app.config["SCHEDULER_API_ENABLED"]:
@@ -100,6 +102,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
         app.register_blueprint(scheduler.bp, url_prefix=prefix)
         app.register_blueprint(jobs.bp, url_prefix=prefix)
         app.register_blueprint(runs.bp, url_prefix=prefix)
+        app.register_blueprint(events.bp, url_prefix=prefix)
 
     # Everything is validated by now: only then touch the database, then start.
     if app.config["SCHEDULER_DATABASE_MIGRATE"]:

@@ -195,6 +195,7 @@ class _RecordingPool:
                 raise MaxInstancesReachedError(job)
             run_ids = self._record(job, run_times, trigger, state="submitted")
             self._submit(job, run_times, run_ids)
+            self._publish_submitted(job, run_times, run_ids, trigger)
             self._instances[job.id] += 1  # type: ignore[attr-defined]
         return run_ids
 
@@ -204,6 +205,22 @@ class _RecordingPool:
         with self.app.app_context():
             ids = record_submitted(job=job, run_times=run_times, trigger=trigger, state=state)
         return ids or [None] * len(run_times)
+
+    def _publish_submitted(
+        self, job: Job, run_times: list[datetime], run_ids: list, trigger: str
+    ) -> None:
+        hub = self.app.extensions.get("scheduler_service.events") if self.app else None
+        for run_time, run_id in zip(run_times, run_ids, strict=True):
+            if hub is not None:
+                hub.publish(
+                    "run.submitted",
+                    {
+                        "job_id": job.id,
+                        "run_id": run_id,
+                        "scheduled_run_time": run_time,
+                        "trigger": trigger,
+                    },
+                )
 
     def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
         self._submit(job, run_times, [None] * len(run_times))

@@ -1,0 +1,133 @@
+"""Live events (SPEC §6): job and run events as a Server-Sent Events stream.
+
+Every event gets an id ``<boot>-<n>``; the hub keeps the last ones so that a client that
+reconnects with ``Last-Event-ID`` misses nothing that is still kept. An id from an earlier
+boot of the service replays everything kept.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections import deque
+from datetime import datetime
+from collections.abc import Iterator
+from typing import Any
+
+from apscheduler.events import (
+    EVENT_JOB_ADDED,
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_MODIFIED,
+    EVENT_JOB_REMOVED,
+)
+from flask import Blueprint, Flask, Response, current_app, request
+
+from .errors import ServiceUnavailable
+from .scheduler.ext import ServiceScheduler
+
+EXTENSION_KEY = "scheduler_service.events"
+KEEP = 1000  # events kept for replay
+KEEPALIVE = 15.0  # seconds between comments that keep proxies from closing an idle stream
+MAX_STREAMS = 4  # concurrent streams: each holds a server thread
+
+_KINDS = {
+    EVENT_JOB_ADDED: "job.added",
+    EVENT_JOB_MODIFIED: "job.modified",
+    EVENT_JOB_REMOVED: "job.removed",
+    EVENT_JOB_EXECUTED: "run.succeeded",
+    EVENT_JOB_ERROR: "run.failed",
+    EVENT_JOB_MISSED: "run.missed",
+    EVENT_JOB_MAX_INSTANCES: "run.skipped",
+}
+
+bp = Blueprint("events", __name__)
+
+
+def _json_default(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+class EventHub:
+    """A bounded, replayable log of events that streams wait on."""
+
+    def __init__(self, keep: int = KEEP) -> None:
+        self.boot = secrets.token_hex(4)
+        self._events: deque[tuple[int, str, str]] = deque(maxlen=keep)
+        self._next = 1
+        self._changed = threading.Condition()
+        self.streams = threading.BoundedSemaphore(MAX_STREAMS)
+
+    def publish(self, kind: str, data: dict[str, Any]) -> None:
+        """Add an event and wake the streams (the service's own "__" jobs stay hidden)."""
+        if str(data.get("job_id", "")).startswith("__"):
+            return
+        with self._changed:
+            self._events.append((self._next, kind, json.dumps(data, default=_json_default)))
+            self._next += 1
+            self._changed.notify_all()
+
+    def _position(self, last_event_id: str | None) -> int:
+        boot, _, number = (last_event_id or "").partition("-")
+        return int(number) if boot == self.boot and number.isdigit() else 0
+
+    def after(self, last_event_id: str | None, *, timeout: float) -> list[tuple[str, str, str]]:
+        """Return the events after ``last_event_id``, waiting up to ``timeout`` for one."""
+        position = self._position(last_event_id)
+        with self._changed:
+            self._changed.wait_for(lambda: self._next - 1 > position, timeout=timeout)
+            return [
+                (f"{self.boot}-{n}", kind, data) for n, kind, data in self._events if n > position
+            ]
+
+    def on_scheduler_event(self, event: Any) -> None:
+        """Publish an APScheduler event (a listener; never raises)."""
+        kind = _KINDS.get(event.code)
+        if kind is None:
+            return
+        data: dict[str, Any] = {"job_id": event.job_id, "jobstore": event.jobstore}
+        for name in ("run_id", "duration", "scheduled_run_time", "scheduled_run_times"):
+            if getattr(event, name, None) is not None:
+                data[name] = getattr(event, name)
+        if getattr(event, "exception", None) is not None:
+            data["error"] = f"{type(event.exception).__name__}: {event.exception}"
+        self.publish(kind, data)
+
+
+def init_events(app: Flask, extension: ServiceScheduler) -> EventHub:
+    """Publish ``app``'s job and run events; serve them at <prefix>/events."""
+    hub = EventHub()
+    extension.add_listener(hub.on_scheduler_event, sum(_KINDS))
+    app.extensions[EXTENSION_KEY] = hub
+    return hub
+
+
+def _stream(hub: EventHub, last_event_id: str | None) -> Iterator[str]:
+    try:
+        yield "retry: 3000\n\n"
+        while True:
+            events = hub.after(last_event_id, timeout=KEEPALIVE)
+            if not events:
+                yield ": keepalive\n\n"
+            for event_id, kind, data in events:
+                yield f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n"
+                last_event_id = event_id
+    finally:
+        hub.streams.release()
+
+
+@bp.get("/events")
+def stream_events() -> Response:
+    """Stream job and run events; resume after the Last-Event-ID header (or ?last_event_id=)."""
+    hub: EventHub = current_app.extensions[EXTENSION_KEY]
+    if not hub.streams.acquire(blocking=False):
+        raise ServiceUnavailable(f"already {MAX_STREAMS} event streams open; try again later")
+    last = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+    return Response(
+        _stream(hub, last),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
