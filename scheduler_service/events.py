@@ -11,8 +11,8 @@ import json
 import secrets
 import threading
 from collections import deque
-from datetime import datetime
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from apscheduler.events import (
