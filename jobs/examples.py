@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 
 logger = logging.getLogger(__name__)
@@ -26,14 +27,20 @@ def fail(message: str = "this job always fails") -> None:
     raise RuntimeError(message)
 
 
-def sleep(seconds: float) -> float:
-    """Sleep for `seconds` (0 to 86400) and return the seconds actually slept."""
+def sleep(seconds: float, cancel: threading.Event | None = None) -> float:
+    """Sleep for `seconds` (0 to 86400), or until cancelled; return the seconds slept.
+
+    The service passes `cancel` and sets it when the run passes its timeout.
+    """
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise ValueError(f"seconds must be a number, got {seconds!r}")
     if not math.isfinite(seconds) or not 0 <= seconds <= _MAX_SLEEP_SECONDS:
         raise ValueError(f"seconds must be between 0 and {_MAX_SLEEP_SECONDS:g}, got {seconds!r}")
     start = time.monotonic()
-    time.sleep(seconds)
+    if cancel is None:
+        time.sleep(seconds)
+    elif cancel.wait(seconds):
+        logger.info("sleep: cancelled")
     elapsed = time.monotonic() - start
     logger.info("sleep: asked for %ss, slept %.3fs", seconds, elapsed)
     return elapsed
@@ -60,3 +67,20 @@ def record(path: str, value: str = "") -> dict:
         os.close(fd)
     logger.info("record: appended value %r to %s (pid %d)", value, path, pid)
     return {"path": path, "pid": pid, "value": value}
+
+
+def flaky(path: str, failures: int) -> int:
+    """Fail the first `failures` times it runs (counted in the file at `path`), then succeed.
+
+    Shows retries at work: with "retries" of at least `failures`, one fire succeeds.
+    """
+    if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:
+        raise ValueError(f"failures must be a whole number >= 0, got {failures!r}")
+    with open(path, "a+") as file:
+        file.seek(0)
+        attempt = len(file.read().splitlines()) + 1
+        file.write(f"{time.time()}\n")
+    if attempt <= failures:
+        raise RuntimeError(f"flaky: attempt {attempt} of {failures + 1} fails on purpose")
+    logger.info("flaky: attempt %d succeeded", attempt)
+    return attempt

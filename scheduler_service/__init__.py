@@ -76,6 +76,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
     from .api import jobs, runs, scheduler
     from .api.request import refuse_non_json_body
     from .auth import init_auth
+    from .blog import v1 as blog_v1
     from .devadmin import ensure_dev_admin
     from .errors import register_error_handlers
     from .events import init_events
@@ -97,6 +98,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
     init_events(app, extension)
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(blog_v1.bp)
     if app.config["SCHEDULER_API_ENABLED"]:
         prefix = app.config["SCHEDULER_API_PREFIX"]
         app.register_blueprint(scheduler.bp, url_prefix=prefix)

@@ -89,7 +89,14 @@ class EventHub:
         if kind is None:
             return
         data: dict[str, Any] = {"job_id": event.job_id, "jobstore": event.jobstore}
-        for name in ("run_id", "duration", "scheduled_run_time", "scheduled_run_times"):
+        for name in (
+            "run_id",
+            "attempt",
+            "duration",
+            "timed_out",
+            "scheduled_run_time",
+            "scheduled_run_times",
+        ):
             if getattr(event, name, None) is not None:
                 data[name] = getattr(event, name)
         if getattr(event, "exception", None) is not None:

@@ -100,6 +100,8 @@ class ServiceMetrics:
         outcome = OUTCOMES.get(event.code)
         if outcome is None:
             return
+        if getattr(event, "timed_out", False):
+            outcome = "timed_out"
         runs = len(getattr(event, "scheduled_run_times", None) or [None])
         self.runs.labels(event.job_id, outcome).inc(runs)
         if getattr(event, "duration", None) is not None:

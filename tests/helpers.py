@@ -202,3 +202,16 @@ def stop_containers() -> None:
     while _started:
         _, (container, _) = _started.popitem()
         container.stop()
+
+
+def assert_error(response, code: int, *fields: str) -> dict:
+    """Check the SPEC §3 error body, and that ``fields`` are named in ``errors``."""
+    assert response.status_code == code, response.get_data(as_text=True)
+    assert response.is_json
+    body = response.get_json()
+    assert body["code"] == code
+    assert body["error_message"]
+    assert body["status"]
+    for field in fields:
+        assert field in body.get("errors", {}), body
+    return body

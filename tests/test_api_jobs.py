@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.helpers import ADMIN, OPERATOR, VIEWER, wait_for
+from tests.helpers import ADMIN, OPERATOR, VIEWER, assert_error, wait_for
 
 SEED = {
     "id": "job2",
@@ -30,19 +30,6 @@ def add(client: FlaskClient, body: dict, **kw) -> dict:
 
 def job_ids(client: FlaskClient) -> list[str]:
     return [job["id"] for job in client.get("/scheduler/jobs", headers=ADMIN).get_json()]
-
-
-def assert_error(response, code: int, *fields: str) -> dict:
-    """Check the SPEC §3 error body, and that ``fields`` are named in ``errors``."""
-    assert response.status_code == code, response.get_data(as_text=True)
-    assert response.is_json
-    body = response.get_json()
-    assert body["code"] == code
-    assert body["error_message"]
-    assert body["status"]
-    for field in fields:
-        assert field in body.get("errors", {}), body
-    return body
 
 
 # -- success paths ----------------------------------------------------------------------------

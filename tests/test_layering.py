@@ -48,3 +48,9 @@ def test_jobs_import_nothing_of_the_service(path: Path) -> None:
 def test_the_checker_sees_relative_imports() -> None:
     names = imports_of(ROOT / "scheduler_service/api/jobs.py")
     assert "scheduler_service.scheduler.ext" in names
+
+
+@pytest.mark.parametrize("path", files("scheduler_service/blog"), ids=lambda p: p.name)
+def test_blog_never_imports_the_scheduler(path: Path) -> None:
+    bad = {n for n in imports_of(path) if n.startswith("scheduler_service.scheduler")}
+    assert not bad, f"{path.name} imports {bad}"

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,144 +13,16 @@ from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-ADMIN_USER = "admin"
-ADMIN_PASSWORD = "e2e-Strong-pass-4711"
-STARTUP_TIMEOUT = 20.0
-FIRE_TIMEOUT = 10.0
-STOP_TIMEOUT = 10.0
-
-DECLARED_JOB = """
-[[jobs]]
-id = "declared"
-func = "jobs.examples:record"
-args = [{log!r}, "declared"]
-trigger = "interval"
-seconds = 1
-"""
-
-
-def _console_script() -> list[str]:
-    """The installed `scheduler-service` next to this interpreter (or on PATH)."""
-    beside = Path(sys.executable).parent / "scheduler-service"
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("scheduler-service")
-    if found is None:
-        pytest.fail("the scheduler-service console script is not installed")
-    return [found]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-# urllib without any proxy from the environment: the server is on 127.0.0.1.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-_AUTH = "Basic " + base64.b64encode(f"{ADMIN_USER}:{ADMIN_PASSWORD}".encode()).decode()
-
-
-class Answer:
-    def __init__(self, status: int, headers: Any, body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def json(self) -> Any:
-        assert self.headers.get("Content-Type", "").startswith("application/json"), self.body
-        return json.loads(self.body)
-
-
-class Server:
-    """One `scheduler-service run` subprocess, its stderr in a file."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path, name: str) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.stderr_path = log_dir / f"{name}.stderr"
-        self._stderr = self.stderr_path.open("wb")
-        self._stdout = (log_dir / f"{name}.stdout").open("wb")
-        self.proc = subprocess.Popen(
-            [*_console_script(), "run", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._stdout,
-            stderr=self._stderr,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def diagnose(self) -> str:
-        state = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
-        return f"server pid {self.pid} ({state}); its stderr:\n{self.stderr()[-6000:]}"
-
-    def request(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Answer:
-        headers = {"Authorization": _AUTH} if auth else {}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(  # noqa: S310 - always http://127.0.0.1
-            self.base + path, data=data, headers=headers, method=method
-        )
-        try:
-            with _OPENER.open(request, timeout=10) as response:
-                return Answer(response.status, response.headers, response.read())
-        except urllib.error.HTTPError as error:
-            with error:
-                return Answer(error.code, error.headers, error.read())
-
-    def wait_until(self, condition: Callable[[], Any], what: str, timeout: float) -> Any:
-        """Poll ``condition`` until truthy; fail naming ``what``, with the server's stderr."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = condition()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                pytest.fail(f"{what}: not within {timeout}s\n{self.diagnose()}")
-            time.sleep(0.05)
-
-    def wait_healthy(self) -> None:
-        def answers() -> bool:
-            if self.proc.poll() is not None:
-                pytest.fail(f"the server exited before answering /healthz\n{self.diagnose()}")
-            try:
-                return self.request("GET", "/healthz", auth=False).status == 200
-            except OSError:  # not listening yet
-                return False
-
-        self.wait_until(answers, "/healthz answers 200", STARTUP_TIMEOUT)
-
-    def terminate(self, sig: int = signal.SIGTERM) -> int:
-        """Send ``sig``; return the exit status, failing if it does not exit in time."""
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pytest.fail(
-                f"the server did not exit within {STOP_TIMEOUT}s of {sig!r}\n{self.diagnose()}"
-            )
-
-    def assert_no_secret_in_stderr(self) -> None:
-        text = self.stderr()
-        assert ADMIN_PASSWORD not in text, "the admin password is in the server's stderr"
-        assert base64.b64encode(ADMIN_PASSWORD.encode()).decode() not in text
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=STOP_TIMEOUT)
-        self._stderr.close()
-        self._stdout.close()
+from tests.server import (
+    ADMIN_PASSWORD,
+    DECLARED_JOB,
+    FIRE_TIMEOUT,
+    REPO_ROOT,
+    STARTUP_TIMEOUT,
+    Server,
+    console_script,
+    free_port,
+)
 
 
 @pytest.fixture
@@ -381,7 +246,7 @@ def test_sigterm_shuts_the_scheduler_down(
 def test_run_with_bad_configuration_exits_2_with_one_line(server_env: dict[str, str]) -> None:
     env = {**server_env, "SCHEDULER_ADMIN_PASSWORD": "admin"}  # weak, and no dev mode
     done = subprocess.run(
-        [*_console_script(), "run", "--port", str(_free_port())],
+        [*console_script(), "run", "--port", str(free_port())],
         cwd=REPO_ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -402,7 +267,7 @@ def test_run_on_a_busy_port_fails_in_one_line(server_env: dict[str, str]) -> Non
         busy.listen()
         port = busy.getsockname()[1]
         done = subprocess.run(
-            [*_console_script(), "run", "--port", str(port)],
+            [*console_script(), "run", "--port", str(port)],
             cwd=REPO_ROOT,
             env=server_env,
             stdin=subprocess.DEVNULL,

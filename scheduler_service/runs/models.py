@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text
+from sqlalchemy import Boolean, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
 
+from ..dbtypes import UTCDateTime
 from ..extensions import db
 
-# submitted -> running -> succeeded | failed; or missed (too late), skipped (max_instances
-# reached), abandoned (its process died while it ran).
-RUN_STATES = ("submitted", "running", "succeeded", "failed", "missed", "skipped", "abandoned")
-FINAL_STATES = frozenset({"succeeded", "failed", "missed", "skipped", "abandoned"})
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Store aware datetimes as naive UTC, read them back aware (SQLite keeps no zone)."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
+# submitted -> running -> succeeded | failed | timed_out; or missed (too late), skipped
+# (max_instances reached), abandoned (its process died while it ran).
+RUN_STATES = (
+    "submitted",
+    "running",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "missed",
+    "skipped",
+    "abandoned",
+)
+FINAL_STATES = frozenset(RUN_STATES) - {"submitted", "running"}
 
 
 def _iso(value: datetime | None) -> str | None:

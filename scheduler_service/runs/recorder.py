@@ -10,23 +10,21 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
 
+from ..dbtypes import utcnow
 from ..extensions import db
 from .models import Run
+
+__all__ = ["utcnow"]  # re-exported for the runners
 
 log = logging.getLogger(__name__)
 
 HOST = socket.gethostname()
 RESULT_LIMIT = 10_000  # characters of a JSON-encoded return value
-
-
-def utcnow() -> datetime:
-    """Return the current time, aware, in UTC."""
-    return datetime.now(UTC)
 
 
 def encode_result(value: Any, *, limit: int = RESULT_LIMIT) -> tuple[str, bool]:
@@ -38,7 +36,12 @@ def encode_result(value: Any, *, limit: int = RESULT_LIMIT) -> tuple[str, bool]:
 
 
 def record_submitted(
-    *, job: Any, run_times: Sequence[datetime], trigger: str, state: str = "submitted"
+    *,
+    job: Any,
+    run_times: Sequence[datetime],
+    trigger: str,
+    state: str = "submitted",
+    attempt: int = 1,
 ) -> list[int]:
     """Insert one run per run time; return their ids."""
     now = utcnow()
@@ -50,7 +53,7 @@ def record_submitted(
             trigger=trigger,
             state=state,
             executor=job.executor,
-            attempt=1,
+            attempt=attempt,
             scheduled_run_time=run_time,
             submitted_at=now,
             host=HOST,
@@ -71,11 +74,15 @@ def record_submitted(
     return [run.id for run in runs]
 
 
-def _update(run_id: int | None, **values: Any) -> None:
+def _update(run_id: int | None, *, from_states: tuple[str, ...], **values: Any) -> None:
+    """Update a run that is in one of ``from_states`` (a late finish never overwrites
+    timed_out)."""
     if run_id is None:
         return
     try:
-        db.session.execute(update(Run).where(Run.id == run_id).values(**values))
+        db.session.execute(
+            update(Run).where(Run.id == run_id, Run.state.in_(from_states)).values(**values)
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -84,7 +91,14 @@ def _update(run_id: int | None, **values: Any) -> None:
 
 def record_started(run_id: int | None, *, started_at: datetime) -> None:
     """Mark a run as running in this process."""
-    _update(run_id, state="running", started_at=started_at, host=HOST, pid=os.getpid())
+    _update(
+        run_id,
+        from_states=("submitted",),
+        state="running",
+        started_at=started_at,
+        host=HOST,
+        pid=os.getpid(),
+    )
 
 
 def record_finished(
@@ -93,7 +107,24 @@ def record_finished(
     """Mark a run finished (succeeded, failed or missed) with what it left behind."""
     finished = utcnow()
     duration = None if started_at is None else (finished - started_at).total_seconds()
-    _update(run_id, state=state, finished_at=finished, duration=duration, **fields)
+    source = ("submitted",) if state == "missed" else ("running",)
+    _update(
+        run_id, from_states=source, state=state, finished_at=finished, duration=duration, **fields
+    )
+
+
+def record_timed_out(run_id: int | None, *, started_at: datetime | None, timeout: float) -> None:
+    """Mark a run that is still going past its timeout as timed_out."""
+    finished = utcnow()
+    duration = timeout if started_at is None else (finished - started_at).total_seconds()
+    _update(
+        run_id,
+        from_states=("submitted", "running"),
+        state="timed_out",
+        finished_at=finished,
+        duration=duration,
+        error=f"timed out after {timeout:g} s",
+    )
 
 
 def _alive(pid: int) -> bool:

@@ -11,6 +11,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from .policy import inner_trigger, policy_of
+
 
 def iso(value: datetime | None) -> str | None:
     """Format a datetime as ISO 8601, or None."""
@@ -27,6 +29,7 @@ def _interval_units(delta: timedelta) -> dict[str, int]:
 
 def trigger_to_dict(trigger: BaseTrigger) -> dict[str, Any]:
     """Return the trigger's type and fields, as Flask-APScheduler names them."""
+    trigger = inner_trigger(trigger)
     data: dict[str, Any] = {}
     if isinstance(trigger, DateTrigger):
         data["trigger"] = "date"
@@ -72,4 +75,8 @@ def job_to_dict(job: Job) -> dict[str, Any]:
     data["coalesce"] = job.coalesce
     data["jobstore"] = job._jobstore_alias
     data["executor"] = job.executor
+    policy = policy_of(job.trigger)
+    data["retries"] = policy.retries
+    data["retry_delay"] = policy.retry_delay
+    data["timeout"] = policy.timeout
     return data

@@ -20,6 +20,7 @@ from blinker import Namespace
 from flask import current_app, has_app_context
 
 from ..errors import BadRequest, Conflict, NotFound, ServiceError, ServiceUnavailable
+from .policy import policy_of, with_policy
 from .serialize import job_to_dict, trigger_to_dict
 from .specs import (
     ALL_TRIGGER_FIELDS,
@@ -31,6 +32,7 @@ from .specs import (
     build_trigger,
     normalize,
     parse_spec,
+    policy_from,
     resolve_job,
     resolve_options,
 )
@@ -179,11 +181,14 @@ class JobService:
     def _changes(self, job: Job, spec: JobSpec, *, trigger_touched: bool) -> dict[str, Any]:
         options = resolve_options(spec, self.context)
         changes = {k: options[k] for k in OPTION_FIELDS if k in options}
+        policy = policy_from(spec)
         if trigger_touched:
             trigger = build_trigger(spec, self.context, now=self._now())
-            changes["trigger"] = trigger
+            changes["trigger"] = with_policy(trigger, policy)
             if job.next_run_time is not None:  # a paused job stays paused
                 changes["next_run_time"] = trigger.get_next_fire_time(None, self._now())
+        elif policy != policy_of(job.trigger):  # same schedule, new retries or timeout
+            changes["trigger"] = with_policy(job.trigger, policy)
         return changes
 
     def pause_job(self, job_id: str) -> Job:
@@ -263,6 +268,8 @@ class JobService:
             changes["trigger"] = options["trigger"]
             if job.next_run_time is not None:
                 changes["next_run_time"] = options["trigger"].get_next_fire_time(None, self._now())
+        elif policy_of(options["trigger"]) != policy_of(job.trigger):
+            changes["trigger"] = with_policy(job.trigger, policy_of(options["trigger"]))
         return changes
 
 

@@ -29,6 +29,7 @@ from pydantic import (
 
 from ..errors import Unprocessable, ValidationFailed
 from .callables import CallableRefused, check_arguments, resolve_callable
+from .policy import RunPolicy, with_policy
 
 INTERVAL_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
 CRON_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
@@ -40,6 +41,7 @@ TRIGGER_FIELDS: dict[str, tuple[str, ...]] = {
 ALL_TRIGGER_FIELDS = frozenset(f for fields in TRIGGER_FIELDS.values() for f in fields)
 DATE_FIELDS = ("run_date", "start_date", "end_date", "next_run_time")
 # Job options that APScheduler's modify_job accepts, besides the trigger.
+POLICY_FIELDS = ("retries", "retry_delay", "timeout")
 OPTION_FIELDS = (
     "name",
     "func",
@@ -87,6 +89,9 @@ class JobSpec(BaseModel):
     second: CronValue | None = None
     crontab: Annotated[str, Field(max_length=200)] | None = None
     misfire_grace_time: Annotated[StrictInt, Field(ge=1)] | None = None
+    retries: Annotated[StrictInt, Field(ge=0, le=10)] | None = None
+    retry_delay: Annotated[float, Field(ge=0, le=86400)] | None = None
+    timeout: Annotated[float, Field(gt=0, le=604800)] | None = None
     max_instances: Annotated[StrictInt, Field(ge=1, le=1000)] | None = None
     coalesce: StrictBool | None = None
     next_run_time: DateText | None = None
@@ -324,8 +329,14 @@ def resolve_job(spec: JobSpec, ctx: JobContext, *, now: datetime) -> dict[str, A
     :raises Unprocessable: 422, a well-formed but impossible schedule.
     """
     options = resolve_options(spec, ctx)
-    options["trigger"] = build_trigger(spec, ctx, now=now)
+    options["trigger"] = with_policy(build_trigger(spec, ctx, now=now), policy_from(spec))
     return options
+
+
+def policy_from(spec: JobSpec) -> RunPolicy:
+    """Return the run policy a spec asks for (defaults for what it leaves out)."""
+    given = {f: getattr(spec, f) for f in POLICY_FIELDS if getattr(spec, f) is not None}
+    return RunPolicy(**given)
 
 
 def trigger_fields_of(spec: JobSpec) -> dict[str, Any]:

@@ -1,14 +1,18 @@
 """Run history: the scheduler_runs table.
 
 Revision ID: 0002_runs
-Revises:
+Revises: 0001_blog
 """
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
+
+# Aware UTC on PostgreSQL; naive UTC with microseconds on MariaDB (see dbtypes.UTCDateTime).
+TIMESTAMP = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 revision = "0002_runs"
-down_revision = None
+down_revision = "0001_blog"
 branch_labels = None
 depends_on = None
 
@@ -24,10 +28,10 @@ def upgrade():
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("executor", sa.String(length=64), nullable=True),
         sa.Column("attempt", sa.Integer(), nullable=False),
-        sa.Column("scheduled_run_time", sa.DateTime(), nullable=False),
-        sa.Column("submitted_at", sa.DateTime(), nullable=True),
-        sa.Column("started_at", sa.DateTime(), nullable=True),
-        sa.Column("finished_at", sa.DateTime(), nullable=True),
+        sa.Column("scheduled_run_time", TIMESTAMP, nullable=False),
+        sa.Column("submitted_at", TIMESTAMP, nullable=True),
+        sa.Column("started_at", TIMESTAMP, nullable=True),
+        sa.Column("finished_at", TIMESTAMP, nullable=True),
         sa.Column("duration", sa.Float(), nullable=True),
         sa.Column("host", sa.String(length=255), nullable=True),
         sa.Column("pid", sa.Integer(), nullable=True),
