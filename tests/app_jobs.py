@@ -13,3 +13,8 @@ def write_app_context(path: str) -> str:
     with open(path, "a") as file:
         file.write(line + "\n")
     return line
+
+
+def die(code: int) -> None:
+    """End this process at once, as a crash would (no result is ever sent back)."""
+    os._exit(code)

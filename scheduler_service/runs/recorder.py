@@ -127,6 +127,17 @@ def record_timed_out(run_id: int | None, *, started_at: datetime | None, timeout
     )
 
 
+def record_lost(run_id: int | None, *, error: str) -> None:
+    """Mark a run whose worker died before it reported as failed."""
+    _update(
+        run_id,
+        from_states=("submitted", "running"),
+        state="failed",
+        finished_at=utcnow(),
+        error=error,
+    )
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -27,7 +27,7 @@ from apscheduler.events import (
 from apscheduler.executors.base import MaxInstancesReachedError
 from apscheduler.executors.pool import ProcessPoolExecutor, ThreadPoolExecutor
 
-from ..runs.recorder import record_submitted, record_timed_out
+from ..runs.recorder import record_lost, record_submitted, record_timed_out
 from .policy import policy_of
 from .running import (
     build_child_app,
@@ -125,7 +125,8 @@ class _RecordingPool:
     ) -> None:
         def done(future: Any) -> None:
             exc = future.exception()
-            if exc:
+            if exc:  # the worker itself failed (e.g. a process-pool child died)
+                self._record_lost(run_ids, f"{type(exc).__name__}: {exc}")
                 self._run_job_error(key, exc, getattr(exc, "__traceback__", None))  # type: ignore[attr-defined]
                 return
             events = future.result()
@@ -137,6 +138,13 @@ class _RecordingPool:
 
     def _pool_submit(self, job: Job, args: tuple) -> concurrent.futures.Future:
         raise NotImplementedError
+
+    def _record_lost(self, run_ids: list, reason: str) -> None:
+        if self.app is None:
+            return
+        with self.app.app_context():
+            for run_id in run_ids:
+                record_lost(run_id, error=reason)
 
     def _retry_failures(self, job: Job, events: list[JobExecutionEvent], trigger: str) -> None:
         policy = policy_of(job.trigger)
@@ -214,7 +222,10 @@ class AppProcessPoolExecutor(_RecordingPool, ProcessPoolExecutor):
         child.join(timeout)
         if not child.is_alive():
             with receive:
-                return receive.recv() if receive.poll() else []
+                try:
+                    return receive.recv()
+                except EOFError:  # it died before it could report
+                    return self._ended(args, f"its process exited with code {child.exitcode}")
         child.terminate()
         child.join(5)
         if child.is_alive():
@@ -244,6 +255,18 @@ class AppProcessPoolExecutor(_RecordingPool, ProcessPoolExecutor):
                 exception=TimeoutError(f"timed out after {timeout:g} s"),
             )
             event.run_id, event.attempt, event.timed_out = run_id, attempt, True  # type: ignore[attr-defined]
+            events.append(event)
+        return events
+
+    def _ended(self, args: tuple, reason: str) -> list[JobExecutionEvent]:
+        job, jobstore_alias, run_times, run_ids, attempt = args
+        events = []
+        self._record_lost(run_ids, reason)
+        for run_time, run_id in zip(run_times, run_ids, strict=True):
+            event = JobExecutionEvent(
+                EVENT_JOB_ERROR, job.id, jobstore_alias, run_time, exception=RuntimeError(reason)
+            )
+            event.run_id, event.attempt = run_id, attempt  # type: ignore[attr-defined]
             events.append(event)
         return events
 
