@@ -26,6 +26,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,16 @@ class Unprocessable(ServiceError):
 
 class ServiceUnavailable(ServiceError):
     code = 503
+
+
+def validation_errors(exc: ValidationError) -> dict[str, str]:
+    """Map a pydantic ValidationError to ``{"field": "problem"}``, the shape of ``errors``."""
+    errors: dict[str, str] = {}
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        errors.setdefault(field, message)
+    return errors
 
 
 def error_response(code: int, message: str, *, errors: dict[str, Any] | None = None) -> Response:

@@ -15,6 +15,15 @@ from typing import Any
 import pytest
 from werkzeug.security import generate_password_hash
 
+# The seed documentation's example job (SPEC §3), which must work as written.
+SEED = {
+    "id": "job2",
+    "func": "jobs.examples:print_test",
+    "args": ["linda"],
+    "trigger": "interval",
+    "seconds": 5,
+}
+
 PASSWORDS = {"admin": "admin-pass-1", "operator": "operator-pass-1", "viewer": "viewer-pass-1"}
 # A cheap hash method keeps the suite fast; the service's default is scrypt.
 _HASHES = {

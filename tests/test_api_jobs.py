@@ -11,15 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.helpers import ADMIN, OPERATOR, VIEWER, assert_error, wait_for
-
-SEED = {
-    "id": "job2",
-    "func": "jobs.examples:print_test",
-    "args": ["linda"],
-    "trigger": "interval",
-    "seconds": 5,
-}
+from tests.helpers import ADMIN, OPERATOR, SEED, VIEWER, assert_error, wait_for
 
 
 def add(client: FlaskClient, body: dict, **kw) -> dict:

@@ -18,7 +18,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from scheduler_service import create_app
 from scheduler_service.cli import main
-from tests.helpers import basic
+from tests.helpers import SEED, basic
 
 STRONG_PASSWORD = "cli-Test-pass-9"
 # A cheap hash keeps the suite fast; the service's default (scrypt) costs tens of milliseconds.
@@ -49,14 +49,6 @@ args = ["id"]
 trigger = "interval"
 seconds = 5
 """
-
-SEED = {
-    "id": "job2",
-    "func": "jobs.examples:print_test",
-    "args": ["linda"],
-    "trigger": "interval",
-    "seconds": 5,
-}
 
 
 @pytest.fixture

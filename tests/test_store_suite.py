@@ -18,37 +18,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.helpers import ADMIN, OPERATOR, service_url, wait_for
-from tests.test_backends import (
-    Live,
-    mongodb_live,
-    redis_live,
-    rethinkdb_live,
-    server_id,
-    sql_live,
-    zookeeper_live,
-)
+from tests.helpers import ADMIN, OPERATOR, SEED, service_url, wait_for
+from tests.live_stores import LIVE
 
 pytestmark = pytest.mark.services
 
-SEED = {
-    "id": "job2",
-    "func": "jobs.examples:print_test",
-    "args": ["linda"],
-    "trigger": "interval",
-    "seconds": 5,
-}
 
-# backend id -> (TEST_* variable, or None for a SQLite file in tmp_path; namespace maker)
-BACKENDS: dict[str, tuple[str | None, Callable[[str, str], Live]]] = {
-    "sqlite": (None, sql_live),
-    "postgres": ("TEST_POSTGRES_URL", sql_live),
-    "mariadb": ("TEST_MYSQL_URL", sql_live),
-    "redis": ("TEST_REDIS_URL", redis_live),
-    "zookeeper": ("TEST_ZOOKEEPER_HOSTS", zookeeper_live),
-    server_id("mongodb", "TEST_MONGODB_SERVER"): ("TEST_MONGODB_URL", mongodb_live),
-    server_id("rethinkdb", "TEST_RETHINKDB_SERVER"): ("TEST_RETHINKDB_URL", rethinkdb_live),
-}
+BACKENDS = LIVE  # backend id -> (TEST_* variable or None for SQLite; namespace maker)
 
 
 @pytest.fixture(params=list(BACKENDS))

@@ -89,16 +89,6 @@ class BlogIn(_Body):
         return list(dict.fromkeys(names))
 
 
-def validation_errors(exc: ValidationError) -> dict[str, str]:
-    """Map pydantic errors to ``{"field": "problem"}`` (the job API's shape)."""
-    errors: dict[str, str] = {}
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "body"
-        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        errors.setdefault(field, message)
-    return errors
-
-
 def page_args() -> dict[str, Any]:
     """Read ``limit`` (default 20, at most 100) and ``offset`` from the query string.
 

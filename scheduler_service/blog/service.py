@@ -18,10 +18,10 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from ..errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from ..errors import Conflict, NotFound, Unprocessable, ValidationFailed, validation_errors
 from ..extensions import db
 from .models import MAX_ID, Blog, Tag, User, post_tags, utcnow
-from .schemas import MAX_PAGE_SIZE, PAGE_SIZE, BlogIn, TagIn, UserIn, validation_errors
+from .schemas import MAX_PAGE_SIZE, PAGE_SIZE, BlogIn, TagIn, UserIn
 
 T = TypeVar("T")
 S = TypeVar("S", bound=BaseModel)

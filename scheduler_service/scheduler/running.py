@@ -86,9 +86,10 @@ def _watchdog(
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def expire() -> None:
-        cancel.set()
+        # The verdict first: once told, the job may end and record itself at once.
         with app.app_context():
             record_timed_out(run_id, started_at=started, timeout=timeout)
+        cancel.set()
 
     timer = threading.Timer(timeout, expire)
     timer.daemon = True

@@ -27,7 +27,7 @@ from pydantic import (
     field_validator,
 )
 
-from ..errors import Unprocessable, ValidationFailed
+from ..errors import Unprocessable, ValidationFailed, validation_errors
 from .callables import CallableRefused, check_arguments, resolve_callable
 from .policy import RunPolicy, with_policy
 
@@ -146,16 +146,6 @@ def parse_spec(data: Any, ctx: JobContext) -> JobSpec:
         except CallableRefused as refused:
             errors["func"] = str(refused)
     raise ValidationFailed("the job is not valid", errors=errors)
-
-
-def validation_errors(exc: ValidationError) -> dict[str, str]:
-    """Map pydantic errors to ``{"field": "problem"}``."""
-    errors: dict[str, str] = {}
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "body"
-        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        errors.setdefault(field, message)
-    return errors
 
 
 def parse_datetime(value: str, field: str, tz: ZoneInfo) -> datetime:
