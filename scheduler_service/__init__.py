@@ -30,7 +30,22 @@ def _base_app(settings: dict[str, Any]) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep Flask-APScheduler's key order
     db.init_app(app)
     migrate.init_app(app, db)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            _tune_sqlite(db.engine)
     return app
+
+
+def _tune_sqlite(engine: Any) -> None:
+    """Let threads and process-pool children write run records to one SQLite file at once:
+    write-ahead logging, and a wait of up to 30 s for a lock instead of 5."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(connection: Any, _record: Any) -> None:
+        connection.execute("PRAGMA busy_timeout = 30000")
+        if connection.execute("PRAGMA database_list").fetchone()[2]:  # a file, not :memory:
+            connection.execute("PRAGMA journal_mode = WAL")
 
 
 def upgrade_database(app: Flask) -> None:

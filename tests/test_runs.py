@@ -199,3 +199,12 @@ def test_runs_of_a_dead_process_are_abandoned_at_start_up(
     restarted = make_app().test_client()
     record = restarted.get(f"/scheduler/runs/{run_id}", headers=VIEWER).get_json()
     assert record["state"] == "abandoned" and record["finished_at"] is not None
+
+
+def test_the_default_database_takes_concurrent_writers(app: Flask) -> None:
+    # Threads and process-pool children all write runs to the one SQLite file.
+    from scheduler_service.extensions import db
+
+    with app.app_context():
+        assert db.session.execute(db.text("PRAGMA journal_mode")).scalar() == "wal"
+        assert db.session.execute(db.text("PRAGMA busy_timeout")).scalar() == 30000
