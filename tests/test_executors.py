@@ -47,3 +47,25 @@ def test_a_failing_job_does_not_break_the_process_pool(
         assert client.post("/scheduler/jobs", json=body, headers=ADMIN).status_code == 200
         assert client.post(f"/scheduler/jobs/{job['id']}/run", headers=ADMIN).status_code == 202
     wait_for(lambda: log.exists() and "after" in log.read_text())
+
+
+@pytest.mark.parametrize("executor", ["default", "process"])
+def test_jobs_run_after_a_shutdown_and_start(
+    make_app: Callable[..., Flask], tmp_path: Path, executor: str
+) -> None:
+    client = make_app().test_client()
+    log = tmp_path / "after.log"
+    job = {
+        "id": "r",
+        "func": "jobs.examples:record",
+        "args": [str(log), "again"],
+        "trigger": "interval",
+        "hours": 1,
+        "executor": executor,
+    }
+    assert client.post("/scheduler/jobs", json=job, headers=ADMIN).status_code == 200
+    assert client.post("/scheduler/shutdown", headers=ADMIN).status_code == 204
+    assert client.post("/scheduler/start", headers=ADMIN).status_code == 204
+    run = client.post("/scheduler/jobs/r/run?wait=30", headers=ADMIN).get_json()
+    assert run["state"] == "succeeded"
+    assert "again" in log.read_text()

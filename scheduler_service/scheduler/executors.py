@@ -174,6 +174,12 @@ class _RecordingPool:
 class AppThreadPoolExecutor(_RecordingPool, ThreadPoolExecutor):
     """A thread pool whose jobs run, recorded, in the owning app's context."""
 
+    def start(self, scheduler: Any, alias: str) -> None:
+        # APScheduler keeps a shut-down pool across POST /shutdown then /start: renew it.
+        if self._pool._shutdown:
+            self._pool = concurrent.futures.ThreadPoolExecutor(self._pool._max_workers)
+        super().start(scheduler, alias)
+
     def bind_app(self, app: Flask, settings: dict[str, Any]) -> None:
         """Run and record jobs through ``app`` from now on."""
         self.app = app
@@ -198,6 +204,17 @@ class AppProcessPoolExecutor(_RecordingPool, ProcessPoolExecutor):
         self._watchers = concurrent.futures.ThreadPoolExecutor(
             idle._max_workers, thread_name_prefix="timeout-watch"
         )
+
+    def start(self, scheduler: Any, alias: str) -> None:
+        # APScheduler keeps a shut-down pool across POST /shutdown then /start: renew it.
+        if self._pool._shutdown_thread:
+            self._pool = self._pool.__class__(self._pool._max_workers, **self.pool_kwargs)
+        watchers = getattr(self, "_watchers", None)
+        if watchers is not None and watchers._shutdown:
+            self._watchers = concurrent.futures.ThreadPoolExecutor(
+                watchers._max_workers, thread_name_prefix="timeout-watch"
+            )
+        super().start(scheduler, alias)
 
     def _pool_submit(self, job: Job, args: tuple) -> concurrent.futures.Future:
         timeout = policy_of(job.trigger).timeout
