@@ -87,7 +87,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
     :raises ConfigError: a setting, a job store or a declared job is invalid (the message
         names the key or job).
     """
-    from . import events, health
+    from . import docs, events, health
     from .api import jobs, runs, scheduler
     from .api.request import refuse_non_json_body
     from .auth import init_auth
@@ -113,6 +113,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
     init_events(app, extension)
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(docs.bp)
     app.register_blueprint(blog_v1.bp)
     if app.config["SCHEDULER_API_ENABLED"]:
         prefix = app.config["SCHEDULER_API_PREFIX"]

@@ -207,14 +207,19 @@ def www_authenticate_header() -> str:
     return f'Basic realm="{realm}", charset="UTF-8"'
 
 
+def required_role(view: Callable[..., Any] | None, method: str) -> str:
+    """Return the role a view needs: its @require_role, else viewer to read, admin to change."""
+    return getattr(view, "required_role", None) or (
+        "viewer" if method in _SAFE_METHODS else "admin"
+    )
+
+
 def _check_request() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
     principal = current_app.extensions[EXTENSION_KEY].authenticate()
     view = current_app.view_functions.get(request.endpoint or "")
-    needed = getattr(view, "required_role", None) or (
-        "viewer" if request.method in _SAFE_METHODS else "admin"
-    )
+    needed = required_role(view, request.method)
     if not principal.has(needed):
         raise Forbidden(
             f"this needs the {needed} role; {principal.name!r} has the {principal.role} role"

@@ -26,7 +26,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,17 @@ class Unprocessable(ServiceError):
 
 class ServiceUnavailable(ServiceError):
     code = 503
+
+
+class ErrorBody(BaseModel):
+    """The body of every answer that is not 2xx (SPEC §3), as the OpenAPI document shows it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error_message: str
+    code: int
+    status: str
+    errors: dict[str, Any] | None = None
 
 
 def validation_errors(exc: ValidationError) -> dict[str, str]:

@@ -25,8 +25,11 @@ from apscheduler.events import (
     EVENT_JOB_REMOVED,
 )
 from flask import Blueprint, Flask, Response, current_app, request
+from pydantic import BaseModel, ConfigDict
 
+from .api.request import query_args
 from .errors import ServiceUnavailable
+from .openapi import describe
 from .scheduler.ext import ServiceScheduler
 
 EXTENSION_KEY = "scheduler_service.events"
@@ -45,6 +48,23 @@ _KINDS = {
 }
 
 bp = Blueprint("events", __name__)
+
+
+class EventsQuery(BaseModel):
+    """Where a stream resumes."""
+
+    last_event_id: str | None = None
+
+
+class Event(BaseModel):
+    """One Server-Sent Event: ``data`` is a JSON object naming the job (and the run)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    event: str
+    data: str
+    retry: int | None = None
 
 
 def _json_default(value: Any) -> Any:
@@ -127,12 +147,22 @@ def _stream(hub: EventHub, last_event_id: str | None) -> Iterator[str]:
 
 
 @bp.get("/events")
+@describe(
+    "Stream job and run events",
+    description="Server-Sent Events: `id`, `event` (job.added, run.succeeded...) and JSON "
+    "`data`. Resumes after the `Last-Event-ID` header or `?last_event_id=`. At most "
+    f"{MAX_STREAMS} streams at once (503 beyond).",
+    query=EventsQuery,
+    response=Event,
+    media_type="text/event-stream",
+    errors=(503,),
+)
 def stream_events() -> Response:
     """Stream job and run events; resume after the Last-Event-ID header (or ?last_event_id=)."""
     hub: EventHub = current_app.extensions[EXTENSION_KEY]
+    last = request.headers.get("Last-Event-ID") or query_args(EventsQuery).last_event_id
     if not hub.streams.acquire(blocking=False):
         raise ServiceUnavailable(f"already {MAX_STREAMS} event streams open; try again later")
-    last = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     return Response(
         _stream(hub, last),
         mimetype="text/event-stream",

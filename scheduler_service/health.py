@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from apscheduler.schedulers.base import STATE_STOPPED
 from flask import Blueprint, Response, current_app, jsonify
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from .errors import ServiceUnavailable
 from .extensions import db
+from .openapi import describe
 from .scheduler.backends import probe_jobstore
 from .scheduler.ext import get_scheduler, state_name
 from .scheduler.service import store_error
@@ -15,7 +19,22 @@ from .scheduler.service import store_error
 bp = Blueprint("health", __name__)
 
 
+class Health(BaseModel):
+    """Whether the process and its scheduler thread are alive."""
+
+    status: Literal["ok", "failing"]
+    scheduler: Literal["stopped", "running", "paused"]
+
+
+class Readiness(BaseModel):
+    """Whether every job store and the database answer; one check per store."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]
+
+
 @bp.get("/healthz")
+@describe("Liveness (no authentication)", response=Health, responses={503: Health})
 def healthz() -> tuple[Response, int]:
     """Alive: the process answers and, once started, the scheduler thread runs."""
     extension = get_scheduler()
@@ -26,6 +45,7 @@ def healthz() -> tuple[Response, int]:
 
 
 @bp.get("/readyz")
+@describe("Readiness (no authentication)", response=Readiness, responses={503: Readiness})
 def readyz() -> tuple[Response, int]:
     """Ready: every job store and the service database answer now."""
     timeout = current_app.config["SCHEDULER_STORE_TIMEOUT"]

@@ -23,6 +23,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from .openapi import describe
 from .scheduler.ext import ServiceScheduler
 from .scheduler.service import store_error
 
@@ -123,6 +124,12 @@ def init_metrics(app: Flask, extension: ServiceScheduler) -> None:
 
 
 @bp.get("/metrics")
+@describe(
+    "Prometheus metrics",
+    response={"type": "string"},
+    media_type="text/plain",
+    description="The Prometheus text exposition format.",
+)
 def metrics_view() -> Response:
     metrics: ServiceMetrics = current_app.extensions[EXTENSION_KEY]
     return Response(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import request
+from pydantic import BaseModel, ValidationError
 
-from ..errors import BadRequest, UnsupportedMediaType
+from ..errors import BadRequest, UnsupportedMediaType, validation_errors
 
+M = TypeVar("M", bound=BaseModel)
 _JSON_TYPES = ("application/json",)
 
 
@@ -33,6 +35,11 @@ def refuse_non_json_body() -> None:
         )
 
 
+def _refuse_constant(name: str) -> Any:
+    # Python reads NaN and Infinity, which are not JSON: a job holding one could not be shown.
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def json_body(*, required: bool = True) -> Any:
     """Return the request body parsed as JSON; None when it is empty and not required.
 
@@ -44,7 +51,7 @@ def json_body(*, required: bool = True) -> Any:
             raise BadRequest("a JSON body is required")
         return None
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
@@ -60,52 +67,36 @@ def json_object(*, required: bool = True) -> dict[str, Any] | None:
     return body
 
 
-def int_arg(
-    name: str, *, default: int | None, minimum: int, maximum: int | None = None
-) -> int | None:
-    """Read an integer query parameter within bounds.
+def query_args(model: type[M]) -> M:
+    """Validate the query string with ``model`` (unknown parameters are ignored).
 
-    :raises BadRequest: naming the parameter.
+    :raises BadRequest: naming each bad parameter.
     """
-    raw = request.args.get(name)
-    if raw is None:
-        return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(
-            f"query parameter {name!r} must be an integer", errors={name: raw}
-        ) from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise BadRequest(f"query parameter {name!r} must be {bound}", errors={name: raw})
-    return value
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        errors = validation_errors(exc)
+        first, problem = next(iter(errors.items()))
+        raise BadRequest(f"query parameter {first!r}: {problem}", errors=errors) from None
 
 
-def bool_arg(name: str) -> bool | None:
-    """Read a true/false query parameter.
+def check_at_most(name: str, value: int | None, maximum: int) -> None:
+    """Refuse a query parameter above a bound that settings decide.
 
     :raises BadRequest: naming the parameter.
     """
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    lowered = raw.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise BadRequest(f"query parameter {name!r} must be true or false", errors={name: raw})
-
-
-def choice_arg(name: str, choices: tuple[str, ...]) -> str | None:
-    """Read a query parameter that must be one of ``choices``.
-
-    :raises BadRequest: naming the parameter.
-    """
-    raw = request.args.get(name)
-    if raw is not None and raw not in choices:
+    if value is not None and value > maximum:
         raise BadRequest(
-            f"query parameter {name!r} must be one of {', '.join(choices)}", errors={name: raw}
+            f"query parameter {name!r} must be at most {maximum}", errors={name: str(value)}
         )
-    return raw
+
+
+def check_choice(name: str, value: str | None, choices: tuple[str, ...]) -> None:
+    """Refuse a query parameter outside choices that settings decide.
+
+    :raises BadRequest: naming the parameter.
+    """
+    if value is not None and value not in choices:
+        raise BadRequest(
+            f"query parameter {name!r} must be one of {', '.join(choices)}", errors={name: value}
+        )

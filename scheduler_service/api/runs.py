@@ -4,44 +4,42 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 
 from ..auth import require_role
-from ..errors import BadRequest
-from ..runs.models import RUN_STATES
+from ..errors import BadRequest, NotFound
+from ..openapi import describe
 from ..runs.service import get_run, list_runs, wait_for_outcome
 from ..scheduler.ext import get_job_service
-from .request import choice_arg, int_arg
+from .request import check_at_most, query_args
+from .schemas import AllRunsQuery, RunListQuery, RunNowQuery, RunOut, RunUnrecorded
 
 bp = Blueprint("runs", __name__)
 
-MAX_WAIT = 300  # seconds a ?wait= may ask for
+MAX_RUN_ID = 2**31 - 1  # run ids are 32-bit integers on every database
 
 
-def _time_arg(name: str) -> datetime | None:
-    raw = request.args.get(name)
-    if raw is None:
+def _utc(name: str, value: datetime | None) -> datetime | None:
+    if value is None:
         return None
     try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000 in UTC
         raise BadRequest(
-            f"query parameter {name!r} must be an ISO 8601 time", errors={name: raw}
+            f"query parameter {name!r} is out of range",
+            errors={name: "outside the years 1 to 9999 in UTC"},
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _runs_page(job_id: str | None) -> Response:
+def _runs_page(job_id: str | None, query: RunListQuery) -> Response:
+    check_at_most("limit", query.limit, current_app.config["SCHEDULER_MAX_PAGE_SIZE"])
     runs, total = list_runs(
         job_id=job_id,
-        state=choice_arg("state", RUN_STATES),
-        since=_time_arg("since"),
-        until=_time_arg("until"),
-        limit=int_arg(
-            "limit", default=50, minimum=1, maximum=current_app.config["SCHEDULER_MAX_PAGE_SIZE"]
-        )
-        or 50,
-        offset=int_arg("offset", default=0, minimum=0) or 0,
+        state=query.state,
+        since=_utc("since", query.since),
+        until=_utc("until", query.until),
+        limit=query.limit or 50,
+        offset=query.offset,
     )
     response = jsonify([run.to_dict() for run in runs])
     response.headers["X-Total-Count"] = str(total)
@@ -49,24 +47,45 @@ def _runs_page(job_id: str | None) -> Response:
 
 
 @bp.get("/runs")
+@describe("List the runs of every job", query=AllRunsQuery, response=list[RunOut], paged=True)
 def list_all_runs() -> Response:
-    return _runs_page(request.args.get("job_id"))
+    query = query_args(AllRunsQuery)
+    return _runs_page(query.job_id, query)
 
 
 @bp.get("/jobs/<job_id>/runs")
+@describe(
+    "List the runs of a job",
+    description="A deleted job keeps its history; an unknown job has none.",
+    query=RunListQuery,
+    response=list[RunOut],
+    paged=True,
+)
 def list_job_runs(job_id: str) -> Response:
-    return _runs_page(job_id)  # a deleted job keeps its history
+    return _runs_page(job_id, query_args(RunListQuery))  # a deleted job keeps its history
 
 
 @bp.get("/runs/<int:run_id>")
+@describe("Get a run", response=RunOut)
 def get_one_run(run_id: int) -> Response:
+    if run_id > MAX_RUN_ID:  # no such run, and too big for the database's integer type
+        raise NotFound(f"Run {run_id} not found")
     return jsonify(get_run(run_id).to_dict())
 
 
 @bp.post("/jobs/<job_id>/run")
 @require_role("operator")
+@describe(
+    "Run a job now",
+    description="Submits one run to the job's executor; `?wait=N` waits up to N seconds for "
+    "its outcome.",
+    query=RunNowQuery,
+    response=RunOut | RunUnrecorded,
+    status=202,
+    errors=(409, 503),
+)
 def run_job(job_id: str) -> tuple[Response, int]:
-    wait = int_arg("wait", default=0, minimum=0, maximum=MAX_WAIT) or 0
+    wait = query_args(RunNowQuery).wait
     run_ids = get_job_service().run_job(job_id)
     if not run_ids:  # the run went to the executor but could not be recorded
         return jsonify({"job_id": job_id, "state": "submitted", "id": None}), 202

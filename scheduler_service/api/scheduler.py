@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from apscheduler.schedulers.base import STATE_STOPPED
 from flask import Blueprint, Response, current_app, jsonify
+from pydantic import ValidationError
 
 from ..auth import require_role
-from ..errors import Conflict
+from ..errors import Conflict, ValidationFailed, validation_errors
+from ..openapi import describe
 from ..scheduler.callables import list_tasks
 from ..scheduler.ext import get_scheduler, scheduler_info, start_scheduler
 from .request import json_object
+from .schemas import SchedulerInfo, ShutdownBody, Task
 
 bp = Blueprint("scheduler", __name__)
 
@@ -20,11 +23,13 @@ def _require_started() -> None:
 
 
 @bp.get("")
+@describe("Scheduler info", response=SchedulerInfo)
 def get_scheduler_info() -> Response:
     return jsonify(scheduler_info(get_scheduler()))
 
 
 @bp.post("/start")
+@describe("Start the scheduler", status=204, errors=(409,))
 def start_scheduler_view() -> Response:
     if get_scheduler().state != STATE_STOPPED:
         raise Conflict("the scheduler is already running")
@@ -33,15 +38,22 @@ def start_scheduler_view() -> Response:
 
 
 @bp.post("/shutdown")
+@describe(
+    "Shut the scheduler down", body=ShutdownBody, body_required=False, status=204, errors=(409,)
+)
 def shutdown_scheduler() -> Response:
-    body = json_object(required=False) or {}
+    try:
+        options = ShutdownBody.model_validate(json_object(required=False) or {})
+    except ValidationError as exc:
+        raise ValidationFailed("the options are not valid", errors=validation_errors(exc)) from None
     _require_started()
-    get_scheduler().shutdown(wait=body.get("wait") is not False)
+    get_scheduler().shutdown(wait=options.wait)
     return Response(status=204)
 
 
 @bp.post("/pause")
 @require_role("operator")
+@describe("Pause the scheduler: jobs stay, nothing fires", status=204, errors=(409,))
 def pause_scheduler() -> Response:
     _require_started()
     get_scheduler().pause()
@@ -50,6 +62,7 @@ def pause_scheduler() -> Response:
 
 @bp.post("/resume")
 @require_role("operator")
+@describe("Resume the scheduler", status=204, errors=(409,))
 def resume_scheduler() -> Response:
     _require_started()
     extension = get_scheduler()
@@ -60,5 +73,6 @@ def resume_scheduler() -> Response:
 
 
 @bp.get("/tasks")
+@describe("List the functions that may be scheduled", response=list[Task])
 def list_tasks_view() -> Response:
     return jsonify(list_tasks(current_app.config["SCHEDULER_ALLOWED_MODULES"]))

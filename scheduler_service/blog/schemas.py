@@ -1,11 +1,12 @@
-"""What clients send: one body schema per resource, for create, replace (PUT) and merged
-patch (PATCH) alike, so every write is checked by the same rules; paging and filter parameters."""
+"""What clients send and what they get back: one body schema per resource, for create, replace
+(PUT) and merged patch (PATCH) alike, so every write is checked by the same rules; paging and
+filter parameters; the JSON of each resource (which the OpenAPI document shows)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
-from flask import request
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -13,13 +14,10 @@ from pydantic import (
     Field,
     StrictInt,
     StringConstraints,
-    TypeAdapter,
-    ValidationError,
     field_validator,
 )
 
-from ..api.request import int_arg
-from ..errors import BadRequest
+from ..openapi import partial_model
 from .models import CONTENT_LENGTH, MAX_AGE, MAX_ID, NAME_LENGTH, TITLE_LENGTH
 
 MAX_TAGS = 50
@@ -89,30 +87,67 @@ class BlogIn(_Body):
         return list(dict.fromkeys(names))
 
 
-def page_args() -> dict[str, Any]:
-    """Read ``limit`` (default 20, at most 100) and ``offset`` from the query string.
-
-    :raises BadRequest: naming the parameter.
-    """
-    return {
-        "limit": int_arg("limit", default=PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE),
-        "offset": int_arg("offset", default=0, minimum=0, maximum=MAX_ID),
-    }
+# What a PATCH may send: any fields, merged into the resource, which is then validated whole.
+UserPatch = partial_model(UserIn, name="UserPatch")
+TagPatch = partial_model(TagIn, name="TagPatch")
+BlogPatch = partial_model(BlogIn, name="BlogPatch")
 
 
-_NAME = TypeAdapter(Name)
+# -- query strings -------------------------------------------------------------------------------
 
 
-def name_arg(param: str) -> str | None:
-    """Read a query parameter that filters by a user or tag name (stripped).
+class PageQuery(BaseModel):
+    """A page of a list, by id."""
 
-    :raises BadRequest: the value could not be a name.
-    """
-    raw = request.args.get(param)
-    if raw is None:
-        return None
-    try:
-        return _NAME.validate_python(raw)
-    except ValidationError as exc:
-        problem = exc.errors()[0]["msg"]
-        raise BadRequest(f"query parameter {param!r}: {problem}", errors={param: problem}) from None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = PAGE_SIZE
+    offset: Annotated[int, Field(ge=0, le=MAX_ID)] = 0
+
+
+class UserQuery(PageQuery):
+    """Filters of the user list."""
+
+    name: Name | None = None
+
+
+class BlogQuery(PageQuery):
+    """Filters of the blog list."""
+
+    author_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = None
+    tag: Name | None = None
+
+
+class DeleteUserQuery(BaseModel):
+    """Options of a user's deletion."""
+
+    cascade: bool = Field(False, description="delete the user's blogs too")
+
+
+# -- answers -------------------------------------------------------------------------------------
+
+
+class UserOut(_Body):
+    """A user as the API shows it."""
+
+    id: int
+    name: str
+    age: int | None
+
+
+class TagOut(_Body):
+    """A tag as the API shows it."""
+
+    id: int
+    name: str
+
+
+class BlogOut(_Body):
+    """A blog as the API shows it: the author inline, tags by name."""
+
+    id: int
+    title: str
+    content: str
+    author_id: int
+    author: UserOut
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -53,9 +53,34 @@ OPTION_FIELDS = (
     "executor",
 )
 
-Count = Annotated[StrictInt, Field(ge=0)]
+# Durations stop at a thousand years: far beyond any schedule, and well inside what datetime
+# arithmetic holds (a bigger number would overflow it: a 500, not a 400).
+MAX_SPAN = 1000 * 366 * 86400  # seconds
+Weeks = Annotated[StrictInt, Field(ge=0, le=MAX_SPAN // 604_800)]
+Days = Annotated[StrictInt, Field(ge=0, le=MAX_SPAN // 86_400)]
+Hours = Annotated[StrictInt, Field(ge=0, le=MAX_SPAN // 3_600)]
+Minutes = Annotated[StrictInt, Field(ge=0, le=MAX_SPAN // 60)]
+Seconds = Annotated[StrictInt, Field(ge=0, le=MAX_SPAN)]
+Jitter = Annotated[StrictInt, Field(ge=0, le=366 * 86400)]
 CronValue = StrictInt | Annotated[str, Field(min_length=1, max_length=100)]
-DateText = Annotated[str, Field(max_length=64)]
+DateText = Annotated[
+    str,
+    Field(
+        max_length=64,
+        description="ISO 8601 (or 'YYYY-MM-DD HH:MM:SS'); in the trigger's timezone if naive",
+        json_schema_extra={"format": "date-time"},
+    ),
+]
+
+
+def _omit_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _not_null() -> Any:
+    """Declare a field that may be left out (then the default applies) but is never null:
+    APScheduler has no "no value" for it."""
+    return Field(default=None, json_schema_extra=_omit_default)
 
 
 class JobSpec(BaseModel):
@@ -70,15 +95,17 @@ class JobSpec(BaseModel):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     trigger: Literal["date", "interval", "cron"]
     run_date: DateText | None = None
-    weeks: Count | None = None
-    days: Count | None = None
-    hours: Count | None = None
-    minutes: Count | None = None
-    seconds: Count | None = None
+    weeks: Weeks | None = None
+    days: Days | None = None
+    hours: Hours | None = None
+    minutes: Minutes | None = None
+    seconds: Seconds | None = None
     start_date: DateText | None = None
     end_date: DateText | None = None
-    timezone: Annotated[str, Field(max_length=64)] | None = None
-    jitter: Count | None = None
+    timezone: Annotated[str, Field(max_length=64, description="an IANA time zone name")] | None = (
+        None
+    )
+    jitter: Jitter | None = None
     year: CronValue | None = None
     month: CronValue | None = None
     day: CronValue | None = None
@@ -88,15 +115,15 @@ class JobSpec(BaseModel):
     minute: CronValue | None = None
     second: CronValue | None = None
     crontab: Annotated[str, Field(max_length=200)] | None = None
-    misfire_grace_time: Annotated[StrictInt, Field(ge=1)] | None = None
+    misfire_grace_time: Annotated[StrictInt, Field(ge=1, le=MAX_SPAN)] | None = None
     retries: Annotated[StrictInt, Field(ge=0, le=10)] | None = None
     retry_delay: Annotated[float, Field(ge=0, le=86400)] | None = None
     timeout: Annotated[float, Field(gt=0, le=604800)] | None = None
-    max_instances: Annotated[StrictInt, Field(ge=1, le=1000)] | None = None
-    coalesce: StrictBool | None = None
+    max_instances: Annotated[StrictInt, Field(ge=1, le=1000)] = _not_null()
+    coalesce: StrictBool = _not_null()
     next_run_time: DateText | None = None
-    jobstore: Annotated[str, Field(min_length=1)] | None = None
-    executor: Annotated[str, Field(min_length=1)] | None = None
+    jobstore: Annotated[str, Field(min_length=1)] = _not_null()
+    executor: Annotated[str, Field(min_length=1)] = _not_null()
     replace_existing: StrictBool = False
 
     @field_validator("id")
@@ -157,7 +184,15 @@ def parse_datetime(value: str, field: str, tz: ZoneInfo) -> datetime:
             "the job is not valid",
             errors={field: "not a date: use ISO 8601 or 'YYYY-MM-DD HH:MM:SS'"},
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+    try:
+        parsed.astimezone(UTC)  # APScheduler keeps times in UTC
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000 in UTC
+        raise ValidationFailed(
+            "the job is not valid",
+            errors={field: "out of range: outside the years 1 to 9999 in UTC"},
+        ) from None
+    return parsed
 
 
 def _zone(spec: JobSpec, ctx: JobContext) -> ZoneInfo:
@@ -228,7 +263,8 @@ def build_trigger(spec: JobSpec, ctx: JobContext, *, now: datetime) -> BaseTrigg
     """Build the APScheduler trigger of ``spec``.
 
     :raises ValidationFailed: bad trigger arguments (400).
-    :raises Unprocessable: a trigger that can never fire, or ends before it starts (422).
+    :raises Unprocessable: a trigger that can never fire, ends before it starts, or whose
+        times fall past the year 9999 (422).
     """
     _check_fields(spec)
     tz = _zone(spec, ctx)
@@ -241,29 +277,40 @@ def build_trigger(spec: JobSpec, ctx: JobContext, *, now: datetime) -> BaseTrigg
         raise Unprocessable(
             "end_date is before start_date", errors={"end_date": "before start_date"}
         )
+    try:  # datetime arithmetic near the year 9999 overflows
+        trigger = _trigger(spec, tz, dates, now=now)
+        first = trigger.get_next_fire_time(None, now)
+    except (OverflowError, ValueError) as exc:
+        raise Unprocessable(
+            "the trigger's times are out of range", errors={"trigger": f"out of range: {exc}"}
+        ) from None
+    if first is None:
+        raise Unprocessable("the trigger never fires after now", errors={"trigger": "never fires"})
+    return trigger
+
+
+def _trigger(
+    spec: JobSpec, tz: ZoneInfo, dates: dict[str, datetime], *, now: datetime
+) -> BaseTrigger:
     if spec.trigger == "date":
         if dates["run_date"] <= now:
             raise Unprocessable("run_date is in the past", errors={"run_date": "in the past"})
-        trigger: BaseTrigger = DateTrigger(run_date=dates["run_date"], timezone=tz)
-    elif spec.trigger == "interval":
-        units = {u: getattr(spec, u) for u in INTERVAL_UNITS if getattr(spec, u) is not None}
-        if timedelta(**units) <= timedelta(0):
-            raise Unprocessable(
-                "the interval must be longer than zero",
-                errors={"seconds": "give at least one of weeks, days, hours, minutes, seconds"},
-            )
-        trigger = IntervalTrigger(
-            **units,
-            start_date=dates.get("start_date"),
-            end_date=dates.get("end_date"),
-            timezone=tz,
-            jitter=spec.jitter,
+        return DateTrigger(run_date=dates["run_date"], timezone=tz)
+    if spec.trigger == "cron":
+        return _cron(spec, tz, dates)
+    units = {u: getattr(spec, u) for u in INTERVAL_UNITS if getattr(spec, u) is not None}
+    if timedelta(**units) <= timedelta(0):
+        raise Unprocessable(
+            "the interval must be longer than zero",
+            errors={"seconds": "give at least one of weeks, days, hours, minutes, seconds"},
         )
-    else:
-        trigger = _cron(spec, tz, dates)
-    if trigger.get_next_fire_time(None, now) is None:
-        raise Unprocessable("the trigger never fires after now", errors={"trigger": "never fires"})
-    return trigger
+    return IntervalTrigger(
+        **units,
+        start_date=dates.get("start_date"),
+        end_date=dates.get("end_date"),
+        timezone=tz,
+        jitter=spec.jitter,
+    )
 
 
 def _check_func(spec: JobSpec, ctx: JobContext) -> None:

@@ -5,39 +5,49 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, url_for
 
-from ...api.request import int_arg, json_object
+from ...api.request import json_object, query_args
 from ...auth import require_role
+from ...openapi import describe
 from .. import service
-from ..models import MAX_ID
-from ..schemas import name_arg, page_args
+from ..schemas import BlogIn, BlogOut, BlogPatch, BlogQuery
 
 bp = Blueprint("blogs", __name__, url_prefix="/blogs")
 
 
 @bp.post("")
 @require_role("operator")
+@describe(
+    "Create a blog",
+    description="Tags named in it that do not exist yet are created.",
+    body=BlogIn,
+    response=BlogOut,
+    status=201,
+    errors=(409, 422),
+)
 def create_blog() -> tuple[Response, int, dict[str, str]]:
     blog = service.create_blog(body=json_object())
     return jsonify(blog.to_dict()), 201, {"Location": url_for(".get_blog", blog_id=blog.id)}
 
 
 @bp.get("")
+@describe("List blogs", query=BlogQuery, response=list[BlogOut], paged=True)
 def list_blogs() -> tuple[Response, int, dict[str, str]]:
+    query = query_args(BlogQuery)
     page = service.list_blogs(
-        author_id=int_arg("author_id", default=None, minimum=1, maximum=MAX_ID),
-        tag=name_arg("tag"),
-        **page_args(),
+        author_id=query.author_id, tag=query.tag, limit=query.limit, offset=query.offset
     )
     return jsonify([blog.to_dict() for blog in page.items]), 200, {"X-Total-Count": str(page.total)}
 
 
 @bp.get("/<int:blog_id>")
+@describe("Get a blog", response=BlogOut)
 def get_blog(blog_id: int) -> Response:
     return jsonify(service.get_blog(blog_id=blog_id).to_dict())
 
 
 @bp.put("/<int:blog_id>")
 @require_role("operator")
+@describe("Replace a blog", body=BlogIn, response=BlogOut, errors=(409, 422))
 def replace_blog(blog_id: int) -> Response:
     blog = service.update_blog(blog_id=blog_id, body=json_object(), partial=False)
     return jsonify(blog.to_dict())
@@ -45,6 +55,13 @@ def replace_blog(blog_id: int) -> Response:
 
 @bp.patch("/<int:blog_id>")
 @require_role("operator")
+@describe(
+    "Change a blog",
+    description="The body is merged into the blog, then validated as a whole blog.",
+    body=BlogPatch,
+    response=BlogOut,
+    errors=(409, 422),
+)
 def patch_blog(blog_id: int) -> Response:
     blog = service.update_blog(blog_id=blog_id, body=json_object(), partial=True)
     return jsonify(blog.to_dict())
@@ -52,6 +69,7 @@ def patch_blog(blog_id: int) -> Response:
 
 @bp.delete("/<int:blog_id>")
 @require_role("operator")
+@describe("Delete a blog", description="Its tags stay.", status=204)
 def delete_blog(blog_id: int) -> Response:
     service.delete_blog(blog_id=blog_id)
     return Response(status=204)

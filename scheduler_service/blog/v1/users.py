@@ -4,34 +4,40 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, url_for
 
-from ...api.request import bool_arg, json_object
+from ...api.request import json_object, query_args
 from ...auth import require_role
+from ...openapi import describe
 from .. import service
-from ..schemas import name_arg, page_args
+from ..schemas import DeleteUserQuery, UserIn, UserOut, UserPatch, UserQuery
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 
 
 @bp.post("")
 @require_role("operator")
+@describe("Create a user", body=UserIn, response=UserOut, status=201, errors=(409,))
 def create_user() -> tuple[Response, int, dict[str, str]]:
     user = service.create_user(body=json_object())
     return jsonify(user.to_dict()), 201, {"Location": url_for(".get_user", user_id=user.id)}
 
 
 @bp.get("")
+@describe("List users", query=UserQuery, response=list[UserOut], paged=True)
 def list_users() -> tuple[Response, int, dict[str, str]]:
-    page = service.list_users(name=name_arg("name"), **page_args())
+    query = query_args(UserQuery)
+    page = service.list_users(name=query.name, limit=query.limit, offset=query.offset)
     return jsonify([user.to_dict() for user in page.items]), 200, {"X-Total-Count": str(page.total)}
 
 
 @bp.get("/<int:user_id>")
+@describe("Get a user", response=UserOut)
 def get_user(user_id: int) -> Response:
     return jsonify(service.get_user(user_id=user_id).to_dict())
 
 
 @bp.put("/<int:user_id>")
 @require_role("operator")
+@describe("Replace a user", body=UserIn, response=UserOut, errors=(409,))
 def replace_user(user_id: int) -> Response:
     user = service.update_user(user_id=user_id, body=json_object(), partial=False)
     return jsonify(user.to_dict())
@@ -39,6 +45,13 @@ def replace_user(user_id: int) -> Response:
 
 @bp.patch("/<int:user_id>")
 @require_role("operator")
+@describe(
+    "Change a user",
+    description="The body is merged into the user, then validated as a whole user.",
+    body=UserPatch,
+    response=UserOut,
+    errors=(409,),
+)
 def patch_user(user_id: int) -> Response:
     user = service.update_user(user_id=user_id, body=json_object(), partial=True)
     return jsonify(user.to_dict())
@@ -46,6 +59,7 @@ def patch_user(user_id: int) -> Response:
 
 @bp.delete("/<int:user_id>")
 @require_role("operator")
+@describe("Delete a user", query=DeleteUserQuery, status=204, errors=(409,))
 def delete_user(user_id: int) -> Response:
-    service.delete_user(user_id=user_id, cascade=bool_arg("cascade") or False)
+    service.delete_user(user_id=user_id, cascade=query_args(DeleteUserQuery).cascade)
     return Response(status=204)
