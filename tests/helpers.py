@@ -60,15 +60,24 @@ def base_config(instance: Path) -> dict[str, Any]:
     }
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+def wait_for(
+    condition: Callable[[], Any],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+    details: Callable[[], str] | None = None,
+) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds,
+    naming ``what`` and adding ``details()`` (e.g. a server's stderr)."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
         if result:
             return result
         if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
+            extra = f"\n{details()}" if details is not None else ""
+            pytest.fail(f"{what}: not met within {timeout}s{extra}")
         time.sleep(interval)
 
 

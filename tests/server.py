@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.helpers import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ADMIN_USER = "admin"
@@ -115,14 +116,7 @@ class Server:
 
     def wait_until(self, condition: Callable[[], Any], what: str, timeout: float) -> Any:
         """Poll ``condition`` until truthy; fail naming ``what``, with the server's stderr."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = condition()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                pytest.fail(f"{what}: not within {timeout}s\n{self.diagnose()}")
-            time.sleep(0.05)
+        return wait_for(condition, timeout=timeout, interval=0.05, what=what, details=self.diagnose)
 
     def wait_healthy(self) -> None:
         def answers() -> bool:
