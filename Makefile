@@ -8,7 +8,7 @@ PORT ?= 5000
 SERVICES_SH ?= ../shared/services.sh
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install
+.PHONY: run test lint install bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,6 @@ test: lint
 		out=$$(bash "$(SERVICES_SH)" up) || exit 1; eval "$$out"; \
 	fi; \
 	$(VENV)/bin/pytest
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/run.py
