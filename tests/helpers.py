@@ -24,6 +24,15 @@ SEED = {
     "seconds": 5,
 }
 
+# A plain interval job for tests that need any job.
+JOB = {
+    "id": "a",
+    "func": "jobs.examples:print_test",
+    "args": ["x"],
+    "trigger": "interval",
+    "seconds": 30,
+}
+
 PASSWORDS = {"admin": "admin-pass-1", "operator": "operator-pass-1", "viewer": "viewer-pass-1"}
 # A cheap hash method keeps the suite fast; the service's default is scrypt.
 _HASHES = {

@@ -10,15 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from scheduler_service.errors import ConfigError
-from tests.helpers import ADMIN, OPERATOR, PASSWORDS, VIEWER, basic
-
-JOB = {
-    "id": "a",
-    "func": "jobs.examples:print_test",
-    "args": ["x"],
-    "trigger": "interval",
-    "seconds": 30,
-}
+from tests.helpers import ADMIN, JOB, OPERATOR, PASSWORDS, VIEWER, basic
 
 
 def test_missing_credentials_are_401_with_challenge(client: FlaskClient) -> None:

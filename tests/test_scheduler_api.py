@@ -9,15 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from scheduler_service.errors import ConfigError
-from tests.helpers import ADMIN, OPERATOR
-
-JOB = {
-    "id": "a",
-    "func": "jobs.examples:print_test",
-    "args": ["x"],
-    "trigger": "interval",
-    "seconds": 30,
-}
+from tests.helpers import ADMIN, JOB, OPERATOR
 
 
 def info(client: FlaskClient) -> dict:
