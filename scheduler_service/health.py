@@ -27,10 +27,12 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Whether every job store and the database answer; one check per store."""
+    """Whether every job store, the database and the coordination service answer; one check
+    per store; and this replica's role."""
 
     status: Literal["ready", "not ready"]
     checks: dict[str, str]
+    role: Literal["leader", "follower"]
 
 
 @bp.get("/healthz")
@@ -47,10 +49,11 @@ def healthz() -> tuple[Response, int]:
 @bp.get("/readyz")
 @describe("Readiness (no authentication)", response=Readiness, responses={503: Readiness})
 def readyz() -> tuple[Response, int]:
-    """Ready: every job store and the service database answer now."""
+    """Ready: every job store, the service database and the coordination service answer."""
     timeout = current_app.config["SCHEDULER_STORE_TIMEOUT"]
+    extension = get_scheduler()
     checks: dict[str, str] = {}
-    for alias, store in get_scheduler().jobstores.items():
+    for alias, store in extension.jobstores.items():
         try:
             probe_jobstore(store, timeout=timeout)
             checks[f"jobstore:{alias}"] = "ok"
@@ -64,7 +67,8 @@ def readyz() -> tuple[Response, int]:
         checks["database"] = f"unreachable ({type(exc).__name__})"
     finally:
         db.session.remove()
+    if extension.election is not None:
+        checks["coordination"] = extension.election.error or "ok"
     ready = all(v == "ok" for v in checks.values())
-    return jsonify({"status": "ready" if ready else "not ready", "checks": checks}), (
-        200 if ready else 503
-    )
+    body = {"status": "ready" if ready else "not ready", "checks": checks, "role": extension.role}
+    return jsonify(body), 200 if ready else 503

@@ -21,9 +21,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .openapi import describe
+from .scheduler.executors import duplicate_fire
 from .scheduler.ext import ServiceScheduler
 from .scheduler.service import store_error
 
@@ -48,15 +49,31 @@ class _SchedulerCollector:
         self.extension = extension
         self.errors = errors
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    @property
+    def leader(self) -> bool:
+        return self.extension.role == "leader"
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         state = GaugeMetricFamily(
             "scheduler_state", "Scheduler state: 0 stopped, 1 running, 2 paused"
         )
         state.add_metric([], self.extension.state)
         yield state
         firing = GaugeMetricFamily("scheduler_firing", "1 when this process fires jobs")
-        firing.add_metric([], float(self.extension.state == 1 and self.extension.may_fire))
+        firing.add_metric(
+            [], float(self.extension.state == 1 and self.extension.may_fire and self.leader)
+        )
         yield firing
+        leader = GaugeMetricFamily("scheduler_leader", "1 when this replica is the leader")
+        leader.add_metric([], float(self.leader))
+        yield leader
+        election = self.extension.election
+        changes = CounterMetricFamily(
+            "scheduler_leadership_changes",
+            "Times this replica became or stopped being the leader",
+        )
+        changes.add_metric([], election.changes if election is not None else 0)
+        yield changes
         jobs = GaugeMetricFamily("scheduler_jobs", "Jobs in each job store", labels=["jobstore"])
         if self.extension.state != 0:
             for alias, store in self.extension.jobstores.items():
@@ -110,6 +127,9 @@ class ServiceMetrics:
         if getattr(event, "lateness", None) is not None:
             self.lateness.observe(max(event.lateness, 0.0))
 
+    def on_duplicate(self, sender: Any, job_id: str, count: int, **_: Any) -> None:
+        self.runs.labels(job_id, "skipped_duplicate").inc(count)
+
     def on_store_error(self, sender: Any, kind: str = "api", **_: Any) -> None:
         self.store_errors.labels(kind).inc()
 
@@ -119,6 +139,7 @@ def init_metrics(app: Flask, extension: ServiceScheduler) -> None:
     metrics = ServiceMetrics(extension)
     extension.add_listener(metrics.on_event, sum(OUTCOMES))
     store_error.connect(metrics.on_store_error, sender=app, weak=False)
+    duplicate_fire.connect(metrics.on_duplicate, sender=app, weak=False)
     app.extensions[EXTENSION_KEY] = metrics
     app.register_blueprint(bp)
 

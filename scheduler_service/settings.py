@@ -59,6 +59,20 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULER_STORE_WAIT": 0.0,
     # Seconds before the scheduler retries a job store that failed while running.
     "SCHEDULER_JOBSTORE_RETRY_INTERVAL": 10.0,
+    # -- several replicas (SPEC §8) --------------------------------------------------------------
+    # Who fires when several processes share the stores: "none" (every process that is
+    # started fires: run one), or a coordination service that elects one leader:
+    # zookeeper://host:2181[,host2:2181]/path, redis://host:6379/0, postgresql://user@host/db.
+    "SCHEDULER_COORDINATION": "none",
+    # Seconds a silent leader keeps the lock (ZooKeeper session timeout, Redis key TTL,
+    # PostgreSQL idle_session_timeout); a dead leader is replaced within about this time.
+    "SCHEDULER_COORDINATION_LEASE": 5.0,
+    # Names the lock and the change channel: replicas with the same name form one group.
+    "SCHEDULER_COORDINATION_NAME": "scheduler-service",
+    # Seconds between two reads of the stores by the leader even without a change notice.
+    "SCHEDULER_COORDINATION_RECHECK": 5.0,
+    # This process's name in GET /scheduler and the run history; None: host:pid:random.
+    "SCHEDULER_REPLICA_ID": None,
     # -- run history -------------------------------------------------------------------------
     # Keep finished runs this many days (0: forever), and at most this many per job (0: all).
     "SCHEDULER_RUNS_MAX_AGE_DAYS": 30.0,
@@ -136,6 +150,11 @@ class _Typed(BaseModel):
     SCHEDULER_AUTH_CACHE_TTL: float = Field(ge=0)
     SCHEDULER_AUTH_CACHE_SIZE: int = Field(ge=1)
     SCHEDULER_MAX_PAGE_SIZE: int = Field(ge=1)
+    SCHEDULER_COORDINATION: str
+    SCHEDULER_COORDINATION_LEASE: float = Field(ge=1, le=600)
+    SCHEDULER_COORDINATION_NAME: str = Field(min_length=1, max_length=100)
+    SCHEDULER_COORDINATION_RECHECK: float = Field(gt=0)
+    SCHEDULER_REPLICA_ID: str | None = Field(default=None, min_length=1, max_length=200)
 
     @field_validator("SCHEDULER_API_PREFIX")
     @classmethod

@@ -188,6 +188,15 @@ class SchedulerInfo(_Out):
     jobstores: list[JobstoreInfo]
     executors: dict[str, ExecutorInfo]
     version: str
+    replica_id: str = Field(description="This process's name (SCHEDULER_REPLICA_ID)")
+    role: Literal["leader", "follower"] = Field(
+        description="leader: this replica fires jobs; follower: it serves the API only"
+    )
+    coordination: Literal["none", "zookeeper", "redis", "postgresql"]
+    leader_id: str | None = Field(description="The replica that fires jobs, when known")
+    lease_remaining_s: float | None = Field(
+        description="Seconds this leader may still fire without renewing its lease"
+    )
 
 
 class TaskParameter(_Out):

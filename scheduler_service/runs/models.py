@@ -6,14 +6,15 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, Integer, String, Text
+from sqlalchemy import Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..dbtypes import UTCDateTime
 from ..extensions import db
 
 # submitted -> running -> succeeded | failed | timed_out; or missed (too late), skipped
-# (max_instances reached), abandoned (its process died while it ran).
+# (max_instances reached), skipped_duplicate (another replica had claimed this fire),
+# abandoned (its process died while it ran).
 RUN_STATES = (
     "submitted",
     "running",
@@ -22,6 +23,7 @@ RUN_STATES = (
     "timed_out",
     "missed",
     "skipped",
+    "skipped_duplicate",
     "abandoned",
 )
 FINAL_STATES = frozenset(RUN_STATES) - {"submitted", "running"}
@@ -35,13 +37,18 @@ class Run(db.Model):  # type: ignore[name-defined,misc]
     """One run of one job."""
 
     __tablename__ = "scheduler_runs"
+    # One claim per fire: the scheduled first attempt of (job, time) that may run. Other runs
+    # leave `claim` NULL, which a unique index does not compare.
+    __table_args__ = (
+        Index("uq_scheduler_runs_claim", "job_id", "scheduled_run_time", "claim", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[str] = mapped_column(String(191), index=True)
     job_name: Mapped[str | None] = mapped_column(String(200))
     func: Mapped[str | None] = mapped_column(String(200))
     trigger: Mapped[str] = mapped_column(String(16))  # "schedule" or "manual"
-    state: Mapped[str] = mapped_column(String(16), index=True)
+    state: Mapped[str] = mapped_column(String(24), index=True)
     executor: Mapped[str | None] = mapped_column(String(64))
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     scheduled_run_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
@@ -57,6 +64,7 @@ class Run(db.Model):  # type: ignore[name-defined,misc]
     result_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     log: Mapped[str | None] = mapped_column(Text)
     log_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    claim: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the run as SPEC §6 JSON."""

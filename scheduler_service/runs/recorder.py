@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 
 from ..dbtypes import utcnow
 from ..extensions import db
@@ -35,6 +36,37 @@ def encode_result(value: Any, *, limit: int = RESULT_LIMIT) -> tuple[str, bool]:
     return text, False
 
 
+def _new_run(
+    job: Any, run_time: datetime, *, trigger: str, state: str, attempt: int, now: datetime
+) -> Run:
+    return Run(
+        job_id=job.id,
+        job_name=job.name,
+        func=job.func_ref,
+        trigger=trigger,
+        state=state,
+        executor=job.executor,
+        attempt=attempt,
+        scheduled_run_time=run_time,
+        submitted_at=now,
+        host=HOST,
+        pid=os.getpid(),
+        result_truncated=False,
+        log_truncated=False,
+        finished_at=now if state.startswith("skipped") else None,
+    )
+
+
+def _insert(runs: list[Run]) -> list[int]:
+    """Insert ``runs`` in one transaction; return their ids (read before the commit, which
+    would expire them)."""
+    db.session.add_all(runs)
+    db.session.flush()
+    ids = [run.id for run in runs]
+    db.session.commit()
+    return ids
+
+
 def record_submitted(
     *,
     job: Any,
@@ -46,32 +78,64 @@ def record_submitted(
     """Insert one run per run time; return their ids."""
     now = utcnow()
     runs = [
-        Run(
-            job_id=job.id,
-            job_name=job.name,
-            func=job.func_ref,
-            trigger=trigger,
-            state=state,
-            executor=job.executor,
-            attempt=attempt,
-            scheduled_run_time=run_time,
-            submitted_at=now,
-            host=HOST,
-            pid=os.getpid(),
-            result_truncated=False,
-            log_truncated=False,
-            finished_at=now if state == "skipped" else None,
-        )
-        for run_time in run_times
+        _new_run(job, t, trigger=trigger, state=state, attempt=attempt, now=now) for t in run_times
     ]
     try:
-        db.session.add_all(runs)
-        db.session.commit()
+        return _insert(runs)
     except Exception:
         db.session.rollback()
         log.exception("could not record the submission of job %s", job.id)
         return []
-    return [run.id for run in runs]
+
+
+def claim_fires(*, job: Any, run_times: Sequence[datetime]) -> list[tuple[datetime, int | None]]:
+    """Claim each scheduled fire of ``job`` for this process and record its first attempt;
+    return the (run time, run id) of the fires claimed here.
+
+    A fire another process claimed already (two replicas firing in a split brain) is
+    recorded ``skipped_duplicate`` and left out. When the database cannot be written, every
+    fire is returned unclaimed, with no run id: it runs rather than being lost.
+    """
+    now = utcnow()
+
+    def claimed(run_time: datetime) -> Run:
+        run = _new_run(job, run_time, trigger="schedule", state="submitted", attempt=1, now=now)
+        run.claim = True
+        return run
+
+    try:
+        return list(zip(run_times, _insert([claimed(t) for t in run_times]), strict=True))
+    except IntegrityError:
+        db.session.rollback()  # one of them at least was claimed: claim one at a time
+    except Exception:
+        db.session.rollback()
+        log.exception("could not claim the fire of job %s: running it unclaimed", job.id)
+        return [(t, None) for t in run_times]
+    won: list[tuple[datetime, int | None]] = []
+    for run_time in run_times:
+        try:
+            won.append((run_time, _insert([claimed(run_time)])[0]))
+        except IntegrityError:
+            db.session.rollback()
+            _record_duplicate(job, run_time, now)
+    return won
+
+
+def _record_duplicate(job: Any, run_time: datetime, now: datetime) -> None:
+    holder = db.session.execute(
+        db.select(Run.id, Run.host, Run.pid).where(
+            Run.job_id == job.id, Run.scheduled_run_time == run_time, Run.claim.is_(True)
+        )
+    ).first()
+    run = _new_run(job, run_time, trigger="schedule", state="skipped_duplicate", attempt=1, now=now)
+    if holder is not None:
+        run.error = f"claimed by run {holder.id} (host {holder.host}, pid {holder.pid})"
+    log.warning("job %s: the fire of %s was claimed elsewhere; not run here", job.id, run_time)
+    try:
+        _insert([run])
+    except Exception:
+        db.session.rollback()
+        log.exception("could not record the duplicate fire of job %s", job.id)
 
 
 def _update(run_id: int | None, *, from_states: tuple[str, ...], **values: Any) -> None:

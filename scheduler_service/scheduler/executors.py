@@ -26,8 +26,9 @@ from apscheduler.events import (
 )
 from apscheduler.executors.base import MaxInstancesReachedError
 from apscheduler.executors.pool import ProcessPoolExecutor, ThreadPoolExecutor
+from blinker import Namespace
 
-from ..runs.recorder import record_lost, record_submitted, record_timed_out
+from ..runs.recorder import claim_fires, record_lost, record_submitted, record_timed_out
 from .policy import policy_of
 from .running import (
     build_child_app,
@@ -45,6 +46,8 @@ __all__ = ["AppProcessPoolExecutor", "AppThreadPoolExecutor", "child_settings"]
 
 log = logging.getLogger(__name__)
 EVENTS_KEY = "scheduler_service.events"
+# Sent (sender: the app) with job_id and count when fires were claimed by another replica.
+duplicate_fire = Namespace().signal("duplicate-fire")
 
 
 class _RecordingPool:
@@ -71,7 +74,13 @@ class _RecordingPool:
                         )
                     )
                 raise MaxInstancesReachedError(job)
-            run_ids = self._record(job, run_times, trigger, "submitted", attempt)
+            if trigger == "schedule" and attempt == 1:
+                claimed = self._claim(job, run_times)
+                if not claimed:  # every one of these fires was claimed by another replica
+                    return []
+                run_times, run_ids = [t for t, _ in claimed], [i for _, i in claimed]
+            else:
+                run_ids = self._record(job, run_times, trigger, "submitted", attempt)
             self._submit(job, run_times, run_ids, key=key, trigger=trigger, attempt=attempt)
             self._instances[key] += 1  # type: ignore[attr-defined]
         self._publish_submitted(job, run_times, run_ids, trigger, attempt)
@@ -94,6 +103,16 @@ class _RecordingPool:
                     )
                 )
         return ids or [None] * len(run_times)
+
+    def _claim(self, job: Job, run_times: list[datetime]) -> list[tuple[datetime, int | None]]:
+        """Claim each scheduled fire (exactly once across replicas); return those won."""
+        if self.app is None:
+            return [(t, None) for t in run_times]
+        with self.app.app_context():
+            claimed = claim_fires(job=job, run_times=run_times)
+        if len(claimed) < len(run_times):
+            duplicate_fire.send(self.app, job_id=job.id, count=len(run_times) - len(claimed))
+        return claimed
 
     def _publish_submitted(
         self, job: Job, run_times: list[datetime], run_ids: list, trigger: str, attempt: int

@@ -8,18 +8,24 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.events import (
+    EVENT_ALL_JOBS_REMOVED,
+    EVENT_JOB_ADDED,
+    EVENT_JOB_MODIFIED,
+    EVENT_JOB_REMOVED,
+)
 from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import STATE_STOPPED
 from flask import Flask, current_app
 from flask_apscheduler import APScheduler
 
+from ..coordination import LeaderElection, build_backend, coordination_kind, default_replica_id
 from ..errors import ConfigError, ServiceUnavailable
 from ..runs.recorder import mark_abandoned
 from ..runs.retention import housekeeping
 from .backends import build_executor, build_jobstore, describe_jobstore, probe_jobstore
 from .declared import load_declared_jobs
 from .executors import child_settings
+from .loop import FencedScheduler
 from .service import JobService
 from .specs import JobContext, JobSpec
 
@@ -29,19 +35,8 @@ EXTENSION_KEY = "scheduler_service"
 # A private in-memory store for the service's own jobs; the job API never shows it.
 SERVICE_STORE = "__service__"
 HOUSEKEEPING_ID = "__housekeeping__"
-
-
-class _BackgroundScheduler(BackgroundScheduler):
-    """APScheduler's background scheduler, minus one pass of job processing after shutdown.
-
-    APScheduler 3 wakes its thread on shutdown and processes jobs once more on the closed
-    stores; SQL and Redis stores reconnect, so every due run is moved on without running.
-    """
-
-    def _process_jobs(self) -> float | None:
-        if self.state == STATE_STOPPED:
-            return None
-        return super()._process_jobs()
+# Job changes other replicas must hear of (the leader re-reads its stores on a notice).
+_CHANGES = EVENT_JOB_ADDED | EVENT_JOB_MODIFIED | EVENT_JOB_REMOVED | EVENT_ALL_JOBS_REMOVED
 
 
 class ServiceScheduler(APScheduler):
@@ -49,14 +44,26 @@ class ServiceScheduler(APScheduler):
 
     The scheduler always runs once started so that the API reads and writes the stores; on a
     host outside SCHEDULER_ALLOWED_HOSTS it stays paused (serves the API, fires nothing).
+    With SCHEDULER_COORDINATION, every replica runs it, and only the elected leader fires.
     """
 
-    def __init__(self, *, jobstores: dict[str, Any], executors: dict[str, Any]) -> None:
-        super().__init__(scheduler=_BackgroundScheduler())
+    def __init__(
+        self,
+        *,
+        jobstores: dict[str, Any],
+        executors: dict[str, Any],
+        election: LeaderElection | None = None,
+        replica_id: str,
+    ) -> None:
+        super().__init__(scheduler=FencedScheduler())
         self._jobstore_instances = jobstores
         self._executor_instances = executors
         self.declared: list[JobSpec] = []
         self.service: JobService
+        self.replica_id = replica_id
+        self.election = election
+        if election is not None:
+            self._scheduler.may_fire = lambda: election.is_leader
 
     def _load_config(self) -> None:
         config = self.app.config
@@ -67,6 +74,8 @@ class ServiceScheduler(APScheduler):
             timezone=ZoneInfo(config["SCHEDULER_TIMEZONE"]),
             jobstore_retry_interval=config["SCHEDULER_JOBSTORE_RETRY_INTERVAL"],
         )
+        if self.election is not None:
+            self._scheduler.recheck = config["SCHEDULER_COORDINATION_RECHECK"]
         self.allowed_hosts = list(config["SCHEDULER_ALLOWED_HOSTS"])
         self.api_prefix = config["SCHEDULER_API_PREFIX"]
         self.api_enabled = False  # the service serves its own, hardened API
@@ -111,20 +120,53 @@ class ServiceScheduler(APScheduler):
         for store in self._jobstore_instances.values():
             probe_jobstore(store, timeout=timeout)
 
+    @property
+    def role(self) -> str:
+        """ "leader" when this process fires jobs (or would, unpaused), else "follower"."""
+        if self.election is not None:
+            return "leader" if self.election.is_leader else "follower"
+        return "leader" if self.may_fire and self.state != 0 else "follower"
+
     def start(self, paused: bool = False) -> None:
-        """Start, upsert the declared jobs, then fire unless paused or on a host not allowed."""
+        """Start, upsert the declared jobs, then fire unless paused or on a host not allowed.
+
+        With coordination, the election starts too: the scheduler fires once elected.
+        """
         self._scheduler.start(paused=True)
         for spec in self.declared:
             outcome = self.service.upsert_job(spec)
             log.info("declared job %s: %s", spec.id, outcome)
         self._add_housekeeping()
-        if not paused and self.may_fire:
-            self._scheduler.resume()
-        elif not self.may_fire:
+        if not self.may_fire:
             log.info(
                 "host %s is not in SCHEDULER_ALLOWED_HOSTS: serving the API, firing nothing",
                 self.host_name,
             )
+        if self.election is not None:
+            self.election.contend = self.may_fire and not paused
+            self.election.start()
+        if not paused and self.may_fire:
+            self._scheduler.resume()
+
+    def pause(self) -> None:
+        """Stop firing here; with coordination, hand the leadership to another replica."""
+        super().pause()
+        if self.election is not None:
+            self.election.contend = False
+            self.election.wake()
+
+    def resume(self) -> None:
+        """Fire again here; with coordination, once this replica is elected."""
+        super().resume()
+        if self.election is not None:
+            self.election.contend = True
+            self.election.wake()
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the scheduler; with coordination, stop firing first and release the lead."""
+        if self.election is not None:
+            self.election.stop()
+        super().shutdown(wait)
 
 
 def _jobstore_settings(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
@@ -156,7 +198,15 @@ def init_scheduler(app: Flask) -> ServiceScheduler:
     for executor in executors.values():
         if hasattr(executor, "bind_app"):  # ours; an executor instance from config may not be
             executor.bind_app(app, settings)
-    extension = ServiceScheduler(jobstores=stores, executors=executors)
+    replica_id = config["SCHEDULER_REPLICA_ID"] or default_replica_id()
+    election = _build_election(config, stores, replica_id)
+    extension = ServiceScheduler(
+        jobstores=stores, executors=executors, election=election, replica_id=replica_id
+    )
+    if election is not None:
+        election.on_elected = lambda: _on_elected(app, extension)
+        election.on_notice = extension.scheduler.wakeup
+        extension.scheduler.add_listener(lambda _: election.announce(), _CHANGES)
     extension.init_app(app)
     context = JobContext(
         allowed_modules=tuple(config["SCHEDULER_ALLOWED_MODULES"]),
@@ -168,6 +218,33 @@ def init_scheduler(app: Flask) -> ServiceScheduler:
     extension.declared = load_declared_jobs(config, context)
     app.extensions[EXTENSION_KEY] = extension
     return extension
+
+
+def _build_election(
+    config: dict[str, Any], stores: dict[str, Any], replica_id: str
+) -> LeaderElection | None:
+    """The leader election SCHEDULER_COORDINATION asks for, not started yet.
+
+    :raises ConfigError: an unknown backend, a missing driver, or a job store that other
+        replicas cannot share.
+    """
+    url = config["SCHEDULER_COORDINATION"]
+    if coordination_kind(url) is None:
+        return None
+    private = [alias for alias, store in stores.items() if isinstance(store, MemoryJobStore)]
+    if private:
+        raise ConfigError(
+            f"SCHEDULER_COORDINATION: job store {private[0]!r} is in memory; replicas must "
+            "share a persistent job store (set SCHEDULER_JOBSTORE_URL)"
+        )
+    backend = build_backend(
+        url,
+        name=config["SCHEDULER_COORDINATION_NAME"],
+        replica_id=replica_id,
+        lease=config["SCHEDULER_COORDINATION_LEASE"],
+    )
+    assert backend is not None
+    return LeaderElection(backend)
 
 
 def start_scheduler(app: Flask) -> None:
@@ -191,6 +268,13 @@ def start_scheduler(app: Flask) -> None:
             time.sleep(min(2.0, remaining))
     _mark_abandoned_runs(app)
     extension.start(paused=app.config["SCHEDULER_START_PAUSED"])
+
+
+def _on_elected(app: Flask, extension: ServiceScheduler) -> None:
+    """A new leader fires what is due now, and closes the runs a dead replica of this host
+    left open."""
+    extension.scheduler.wakeup()
+    _mark_abandoned_runs(app)
 
 
 def _mark_abandoned_runs(app: Flask) -> None:
@@ -232,6 +316,7 @@ def scheduler_info(extension: ServiceScheduler) -> dict[str, Any]:
     """Return Flask-APScheduler's scheduler info plus the service's extras."""
     from importlib.metadata import PackageNotFoundError, version
 
+    election = extension.election
     try:
         service_version = version("scheduler-service")
     except PackageNotFoundError:
@@ -241,7 +326,12 @@ def scheduler_info(extension: ServiceScheduler) -> dict[str, Any]:
         "allowed_hosts": extension.allowed_hosts,
         "running": extension.running,
         "state": state_name(extension.state),
-        "firing": extension.state == 1 and extension.may_fire,
+        "firing": extension.state == 1 and extension.may_fire and extension.role == "leader",
+        "replica_id": extension.replica_id,
+        "role": extension.role,
+        "coordination": election.backend.kind if election is not None else "none",
+        "leader_id": _leader_id(extension),
+        "lease_remaining_s": election.lease_remaining if election is not None else None,
         "timezone": str(extension.scheduler.timezone),
         "jobstores": [describe_jobstore(s) for s in extension.jobstores.values()],
         "executors": {
@@ -249,3 +339,9 @@ def scheduler_info(extension: ServiceScheduler) -> dict[str, Any]:
         },
         "version": service_version,
     }
+
+
+def _leader_id(extension: ServiceScheduler) -> str | None:
+    if extension.election is not None:
+        return extension.election.leader_id()
+    return extension.replica_id if extension.role == "leader" else None

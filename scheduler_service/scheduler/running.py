@@ -48,6 +48,7 @@ _CHILD_OVERRIDES: dict[str, Any] = {
     "SCHEDULER_JOBS": [],
     "SCHEDULER_CONFIG_FILE": None,
     "SCHEDULER_DATABASE_MIGRATE": False,
+    "SCHEDULER_COORDINATION": "none",
 }
 
 
