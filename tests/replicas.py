@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 import secrets
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from tests.blog_fixtures import fresh_database
 from tests.helpers import service_url, wait_for
 from tests.server import ADMIN_PASSWORD, Server
 
@@ -24,23 +23,10 @@ COORDINATION = {
 }
 
 
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
+def fresh_postgres_database() -> AbstractContextManager[str]:
     """A new database on the TEST_POSTGRES_URL server (job store and run history), dropped
     afterwards with every connection to it."""
-    import psycopg
-
-    base = service_url("TEST_POSTGRES_URL")
-    parts = urlsplit(base)
-    name = f"scheduler_test_{secrets.token_hex(4)}"
-    admin = urlunsplit(("postgresql", parts.netloc, parts.path, "", ""))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    return fresh_database("TEST_POSTGRES_URL")
 
 
 class Cluster:

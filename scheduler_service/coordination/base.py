@@ -80,7 +80,7 @@ class LeaderElection:
         # What to do when elected, and on a change notice (the scheduler's wakeup).
         self.on_elected: Callable[[], None] = _nothing
         self.on_notice: Callable[[], None] = _nothing
-        self.contend = True  # False: do not lead (a paused replica), only follow
+        self._contend = True
         self._held = False
         self._deadline = 0.0  # monotonic; leader while now < deadline
         self._stop = threading.Event()
@@ -119,6 +119,18 @@ class LeaderElection:
         if self.is_leader:
             return self.replica_id
         return self._leader_seen
+
+    @property
+    def contend(self) -> bool:
+        """Whether this replica wants to lead; False (a paused replica) steps down at once."""
+        return self._contend
+
+    @contend.setter
+    def contend(self, value: bool) -> None:
+        self._contend = value
+        if not value:
+            self._deadline = 0.0
+        self._poke.set()
 
     def wake(self) -> None:
         """Renew, acquire or release now rather than at the next interval."""

@@ -153,14 +153,12 @@ class ServiceScheduler(APScheduler):
         super().pause()
         if self.election is not None:
             self.election.contend = False
-            self.election.wake()
 
     def resume(self) -> None:
         """Fire again here; with coordination, once this replica is elected."""
         super().resume()
         if self.election is not None:
             self.election.contend = True
-            self.election.wake()
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the scheduler; with coordination, stop firing first and release the lead."""
