@@ -8,6 +8,7 @@ replica watches.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -55,6 +56,9 @@ class ZooKeeperBackend(Backend):
         from kazoo.exceptions import LockTimeout
 
         client = self._connected()
+        if self._lock is not None:  # a lock in doubt: never queue behind our own old node
+            with contextlib.suppress(Exception):
+                self._lock.release()
         self._lock = client.Lock(self.lock_path, identifier=self.replica_id)
         try:
             return bool(self._lock.acquire(blocking=True, timeout=wait))
