@@ -49,7 +49,8 @@ def _tune_sqlite(engine: Any) -> None:
 
 
 def upgrade_database(app: Flask) -> None:
-    """Bring the service database to the newest schema (Alembic upgrade to every head).
+    """Bring the service database to the newest schema (Alembic upgrade to every head); one
+    process at a time, so replicas may start at once (see migrate_lock).
 
     :raises ConfigError: the database cannot be reached or refuses the change.
     """
@@ -57,14 +58,21 @@ def upgrade_database(app: Flask) -> None:
     from sqlalchemy.exc import OperationalError
 
     from .extensions import db
+    from .migrate_lock import MigrationLockTimeout, file_lock
 
     with app.app_context():
+        url = db.engine.url
         try:
-            flask_migrate.upgrade(revision="heads")
+            with file_lock(url):  # SQLite; env.py locks the other databases
+                flask_migrate.upgrade(revision="heads")
         except OperationalError as exc:  # unreachable, or refused us: one line, no password
             cause = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-            url = db.engine.url.render_as_string(hide_password=True)
-            raise ConfigError(f"SCHEDULER_DATABASE_URL: cannot migrate {url}: {cause}") from None
+        except MigrationLockTimeout as exc:  # another replica's migration did not finish
+            cause = str(exc)
+        else:
+            return
+    shown = url.render_as_string(hide_password=True)
+    raise ConfigError(f"SCHEDULER_DATABASE_URL: cannot migrate {shown}: {cause}")
 
 
 def create_job_app(config: Mapping[str, Any] | None = None) -> Flask:

@@ -9,6 +9,8 @@ import logging
 from alembic import context
 from flask import current_app
 
+from scheduler_service.migrate_lock import migration_lock
+
 config = context.config
 logger = logging.getLogger("alembic.env")
 
@@ -89,7 +91,11 @@ def run_migrations_online():
     with connectable.connect() as connection:
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
-        with context.begin_transaction():
+        # Replicas starting at once: one migrates, the others wait, then find the head. The
+        # lock is taken inside the transaction, before Alembic reads the current revision. On
+        # MySQL this transaction is a no-op (each migration commits its own), so the lock is
+        # released after the last commit.
+        with context.begin_transaction(), migration_lock(connection):
             context.run_migrations()
 
 

@@ -221,7 +221,7 @@ class _StoreType:
 _JOBSTORES: dict[str, _StoreType] = {
     "memory": _StoreType("apscheduler.jobstores.memory:MemoryJobStore", None),
     "sqlalchemy": _StoreType(
-        "apscheduler.jobstores.sqlalchemy:SQLAlchemyJobStore",
+        "scheduler_service.scheduler.sqlstore:SharedSQLAlchemyJobStore",  # replicas share tables
         None,  # SQLAlchemy is a dependency; the SQL drivers come with _SQL_EXTRAS
         _prepare_sqlalchemy,
         _probe_sqlalchemy,
@@ -258,7 +258,10 @@ _JOBSTORES: dict[str, _StoreType] = {
 }
 _SQL_TYPES = ("sqlite", "postgres", "postgresql", "mysql", "mariadb")  # sqlalchemy, with a url
 _SQL_EXTRAS = {"psycopg": "postgres", "pymysql": "mysql"}  # the SQL drivers we ship
-_BY_TARGET = {entry.target: name for name, entry in _JOBSTORES.items()}
+_BY_TARGET = {
+    **{entry.target: name for name, entry in _JOBSTORES.items()},
+    "apscheduler.jobstores.sqlalchemy:SQLAlchemyJobStore": "sqlalchemy",  # an instance, as given
+}
 JOBSTORE_TYPES: tuple[str, ...] = (*_JOBSTORES, *_SQL_TYPES)
 
 _EXECUTORS = {

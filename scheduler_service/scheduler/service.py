@@ -239,7 +239,8 @@ class JobService:
 
     def upsert_job(self, spec: JobSpec) -> str:
         """Add a declared job, or bring a stored one in line with it; keep its schedule when
-        its trigger did not change, and keep it paused if an operator paused it.
+        its trigger did not change, and keep it paused if an operator paused it. Replicas may
+        upsert the same job at once: one adds it, the others update what it added.
 
         :returns: "added", "updated" or "unchanged".
         """
@@ -247,8 +248,13 @@ class JobService:
         with store_errors():
             existing = self.scheduler.get_job(spec.id)
             if existing is None:
-                self.scheduler.add_job(**options)
-                return "added"
+                try:
+                    self.scheduler.add_job(**options)
+                    return "added"
+                except ConflictingIdError:  # another process added it since we looked
+                    existing = self.scheduler.get_job(spec.id)
+                    if existing is None:  # ... and removed it again: give up
+                        raise
             changes = self._declared_changes(existing, spec, options)
             if not changes:
                 return "unchanged"
