@@ -122,7 +122,7 @@ class ServiceScheduler(APScheduler):
 
     @property
     def role(self) -> str:
-        """ "leader" when this process fires jobs (or would, unpaused), else "follower"."""
+        """This process's part: the leader fires jobs (or would, unpaused); a follower does not."""
         if self.election is not None:
             return "leader" if self.election.is_leader else "follower"
         return "leader" if self.may_fire and self.state != 0 else "follower"
