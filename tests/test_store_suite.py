@@ -283,6 +283,28 @@ def test_paging(client: FlaskClient) -> None:
     assert [job["id"] for job in tail] == ordered[20:]
 
 
+def test_pages_read_at_the_store_match_its_full_listing(client: FlaskClient) -> None:
+    """Pages (read at the store where it can) list the soonest first (ties by id), then the
+    paused jobs by id, whatever the store; filters and totals agree with the full listing."""
+    for i in range(9):
+        add(client, {**SEED, "id": f"q{8 - i}", "seconds": 200 + 10 * (i % 4)})  # equal times
+    for job_id in ("q7", "q2", "q5"):
+        client.post(f"/scheduler/jobs/{job_id}/pause", headers=ADMIN)
+    store = client.application.extensions["scheduler_service"].scheduler._lookup_jobstore("default")
+    own = {job.id: job.next_run_time for job in store.get_all_jobs()}
+    scheduled = sorted((i for i in own if own[i] is not None), key=lambda i: (own[i], i))
+    expected = [*scheduled, "q2", "q5", "q7"]
+    for query, wanted in (
+        ("", expected),
+        ("paused=false&", expected[:6]),
+        ("paused=true&", expected[6:]),
+    ):
+        pages = [listing(client, f"?{query}limit=4&offset={k}") for k in range(0, 12, 4)]
+        assert [j["id"] for page, _ in pages for j in page] == wanted, query
+        assert {total for _, total in pages} == {len(wanted)}
+    assert listing(client, "?offset=7")[0] == listing(client)[0][7:]
+
+
 # APScheduler 3.11's BackgroundScheduler.shutdown() wakes its thread, which ran _process_jobs()
 # once more on the closed stores; SQLAlchemy and Redis reconnect by themselves, so every due run
 # was moved on without running. The service's scheduler skips that last pass.

@@ -25,12 +25,15 @@ def list_jobs() -> Response:
     query = query_args(JobListQuery)
     check_choice("jobstore", query.jobstore, get_job_service().context.jobstores)
     check_at_most("limit", query.limit, current_app.config["SCHEDULER_MAX_PAGE_SIZE"])
-    jobs = get_job_service().list_jobs(
-        jobstore=query.jobstore, trigger=query.trigger, paused=query.paused
+    jobs, total = get_job_service().list_page(
+        jobstore=query.jobstore,
+        trigger=query.trigger,
+        paused=query.paused,
+        offset=query.offset,
+        limit=query.limit,
     )
-    end = None if query.limit is None else query.offset + query.limit
-    response = jsonify([job_to_dict(job) for job in jobs[query.offset : end]])
-    response.headers["X-Total-Count"] = str(len(jobs))
+    response = jsonify([job_to_dict(job) for job in jobs])
+    response.headers["X-Total-Count"] = str(total)
     return response
 
 

@@ -20,6 +20,7 @@ from blinker import Namespace
 from flask import current_app, has_app_context
 
 from ..errors import BadRequest, Conflict, NotFound, ServiceError, ServiceUnavailable
+from .paging import pager
 from .policy import policy_of, with_policy
 from .serialize import job_to_dict, trigger_to_dict
 from .specs import (
@@ -111,12 +112,52 @@ class JobService:
             raise NotFound(f"no job store {jobstore!r}")
         with store_errors():
             jobs = self.scheduler.get_jobs(jobstore)
-        jobs = [j for j in jobs if j._jobstore_alias in self.context.jobstores]
+        order = {alias: i for i, alias in enumerate(self.context.jobstores)}
+        jobs = sorted(
+            (j for j in jobs if j._jobstore_alias in order),
+            key=lambda j: (order[j._jobstore_alias], *_soonest_first(j)),
+        )
         if trigger is not None:
             jobs = [j for j in jobs if trigger_to_dict(j.trigger)["trigger"] == trigger]
         if paused is not None:
             jobs = [j for j in jobs if (j.next_run_time is None) == paused]
         return jobs
+
+    def list_page(
+        self,
+        *,
+        jobstore: str | None = None,
+        trigger: str | None = None,
+        paused: bool | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[Job], int]:
+        """One page of the jobs ``list_jobs`` returns, and how many there are in all.
+
+        Read at the stores (only the page is unpickled) unless a trigger filter, or a store
+        without a fast path, needs every job read.
+        """
+        aliases = [jobstore] if jobstore is not None else list(self.context.jobstores)
+        self._require_running()
+        if jobstore is not None and jobstore not in self.context.jobstores:
+            raise NotFound(f"no job store {jobstore!r}")
+        pagers = [pager(self.scheduler._lookup_jobstore(alias)) for alias in aliases]
+        if trigger is not None or None in pagers:
+            jobs = self.list_jobs(jobstore=jobstore, trigger=trigger, paused=paused)
+            end = None if limit is None else offset + limit
+            return jobs[offset:end], len(jobs)
+        page: list[Job] = []
+        total = 0
+        with store_errors():
+            for store_pager in pagers:
+                assert store_pager is not None
+                count = store_pager.total(paused)
+                start = max(0, offset - total)
+                wanted = count - start if limit is None else limit - len(page)
+                if wanted > 0 and start < count:
+                    page += store_pager.page(paused, start, wanted)
+                total += count
+        return page, total
 
     def get_job(self, job_id: str) -> Job:
         """Return one job.
@@ -277,6 +318,13 @@ class JobService:
         elif policy_of(options["trigger"]) != policy_of(job.trigger):
             changes["trigger"] = with_policy(job.trigger, policy_of(options["trigger"]))
         return changes
+
+
+def _soonest_first(job: Job) -> tuple[bool, float, str]:
+    """A store's order: scheduled jobs by run time then id, then paused jobs by id (as the
+    store-level pages of paging.py list them)."""
+    when = job.next_run_time
+    return (when is None, 0.0 if when is None else when.timestamp(), job.id)
 
 
 def merge_patch(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
