@@ -24,5 +24,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=4)"]
 
-# waitress, one process; SIGTERM stops it cleanly.
+# waitress, one process; SIGTERM stops it cleanly. Several worker processes instead (needs
+# SCHEDULER_COORDINATION, see README "gunicorn with several workers"):
+#   gunicorn -c config/gunicorn.conf.py --bind 0.0.0.0:8080 --workers 3
 CMD ["scheduler-service", "run", "--host", "0.0.0.0", "--port", "8080"]
