@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,69 @@ def fire_times(runs: list[dict[str, Any]]) -> Counter[datetime]:
         for r in runs
         if r["attempt"] == 1 and r["trigger"] == "schedule" and r["state"] != "skipped_duplicate"
     )
+
+
+def recording_job(job_id: str, log: Path, start: datetime) -> dict[str, Any]:
+    """A 1-second job from ``start`` that writes each run down in ``log``; late fires still
+    run (no coalescing, two minutes of grace), so a failover loses none."""
+    return {
+        "id": job_id,
+        "func": "jobs.examples:record",
+        "args": [str(log), job_id],
+        "trigger": "interval",
+        "seconds": 1,
+        "start_date": start.isoformat(),
+        "coalesce": False,
+        "misfire_grace_time": 120,
+    }
+
+
+def executions(log: Path, job_id: str) -> list[tuple[float, int]]:
+    """(time, pid) of every execution ``job_id`` itself wrote down in ``log``."""
+    if not log.exists():
+        return []
+    rows = [line.split() for line in log.read_text().splitlines()]
+    return [(float(t), int(pid)) for t, pid, value in rows if value == job_id]
+
+
+def check_fires(
+    fetch_runs: Callable[[], list[dict[str, Any]]],
+    log: Path,
+    job_id: str,
+    start: datetime,
+    gone: frozenset[int] = frozenset(),
+) -> list[dict[str, Any]]:
+    """Assert every second from ``start`` to the last fire was claimed exactly once, and
+    that the job's own log agrees with the run history; return the claiming runs.
+
+    Only the leader fires, so no replica even tries a claimed fire (``skipped_duplicate``)
+    and none is abandoned; except that a leader that is ``gone`` (killed or stopped) may
+    have claimed a fire and ended before it moved the job on: its successor then fires it
+    again and finds the claim, and its own run may be abandoned or never finish.
+    """
+    before = executions(log, job_id)  # the log around the fetch: runs go on meanwhile
+    runs = fetch_runs()
+    after = executions(log, job_id)
+    claims = fire_times(runs)
+    twice = sorted(t.isoformat() for t, n in claims.items() if n > 1)
+    assert not twice, f"{job_id}: fires run more than once: {twice}"
+    assert min(claims) == start, f"{job_id}: the first fire is {min(claims)}, not {start}"
+    span = int((max(claims) - start).total_seconds())
+    lost = sorted(
+        t.isoformat() for t in {start + timedelta(seconds=i) for i in range(span + 1)} - set(claims)
+    )
+    assert not lost, f"{job_id}: fires never run: {lost}"
+    holders = {r["scheduled_run_time"]: r["pid"] for r in runs if r["state"] != "skipped_duplicate"}
+    bad = [
+        r
+        for r in runs
+        if r["state"] not in ("succeeded", "submitted", "running")
+        and not (r["state"] == "abandoned" and r["pid"] in gone)
+        and not (r["state"] == "skipped_duplicate" and holders.get(r["scheduled_run_time"]) in gone)
+    ]
+    assert not bad, f"{job_id}: unexpected runs {bad}"
+    claiming = [r for r in runs if r["state"] != "skipped_duplicate"]
+    succeeded = [r for r in claiming if r["state"] == "succeeded"]
+    # Each recorded success wrote its line first; each line belongs to a claim.
+    assert len(succeeded) <= len(after) and len(before) <= len(claiming), (job_id, runs)
+    return claiming

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import service_url
-from tests.replicas import fire_times, fresh_postgres_database
+from tests.replicas import check_fires, executions, fresh_postgres_database, recording_job
 from tests.server import ADMIN_PASSWORD, REPO_ROOT, STOP_TIMEOUT, Server, free_port
 
 pytestmark = pytest.mark.services
@@ -129,44 +129,11 @@ def running(pid: int) -> bool:
     return True
 
 
-def executions(log: Path) -> list[tuple[float, int]]:
-    """(time, pid) of every execution the job itself wrote down."""
-    if not log.exists():
-        return []
-    rows = [line.split() for line in log.read_text().splitlines()]
-    return [(float(t), int(pid)) for t, pid, value in rows if value == JOB]
-
-
 def check_history(
     server: Gunicorn, log: Path, start: datetime, stopped: frozenset[int] = frozenset()
 ) -> list[dict[str, Any]]:
-    """Every second from ``start`` to the last fire was claimed exactly once and every run
-    recorded as succeeded wrote its line; return the claiming runs."""
-    runs = server.runs(JOB)
-    claims = fire_times(runs)
-    twice = sorted(t.isoformat() for t, n in claims.items() if n > 1)
-    assert not twice, f"fires run more than once: {twice}"
-    assert min(claims) == start, f"the first fire is {min(claims)}, not {start}"
-    expected = {start + timedelta(seconds=i) for i in range(int((max(claims) - start).seconds) + 1)}
-    lost = sorted(t.isoformat() for t in expected - set(claims))
-    assert not lost, f"fires never run: {lost}"
-    # Only the leader fires: no other worker even tries (skipped_duplicate), none is
-    # abandoned; except that a stopped leader may have claimed a fire and stopped before it
-    # moved the job on: its successor then fires it again and finds the claim.
-    holders = {r["scheduled_run_time"]: r["pid"] for r in runs if r["state"] != "skipped_duplicate"}
-    bad = [
-        r
-        for r in runs
-        if r["state"] not in ("succeeded", "submitted", "running")
-        and not (
-            r["state"] == "skipped_duplicate" and holders.get(r["scheduled_run_time"]) in stopped
-        )
-    ]
-    assert not bad, f"unexpected runs: {bad}"
-    claiming = [r for r in runs if r["state"] != "skipped_duplicate"]
-    succeeded = [r for r in claiming if r["state"] == "succeeded"]
-    assert len(succeeded) <= len(executions(log)) <= len(claiming), runs
-    return claiming
+    """Every fire so far ran exactly once (see check_fires); return the claiming runs."""
+    return check_fires(lambda: server.runs(JOB), log, JOB, start, stopped)
 
 
 def wait_for_fire(server: Gunicorn, after: datetime, pid: int) -> None:
@@ -226,25 +193,12 @@ def test_gunicorn_workers_elect_one_leader_fire_once_and_stop_gracefully(
 
     # A 1-second job, added through any worker: it fires on the leader only, once a second.
     start = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
-    answer = gunicorn.request(
-        "POST",
-        "/scheduler/jobs",
-        {
-            "id": JOB,
-            "func": "jobs.examples:record",
-            "args": [str(log), JOB],
-            "trigger": "interval",
-            "seconds": 1,
-            "start_date": start.isoformat(),
-            "coalesce": False,
-            "misfire_grace_time": 120,
-        },
-    )
+    answer = gunicorn.request("POST", "/scheduler/jobs", recording_job(JOB, log, start))
     assert answer.status == 200, answer.body
     wait_for_fire(gunicorn, start + timedelta(seconds=FIRES - 1), leader_pid)
     runs = check_history(gunicorn, log, start)
     assert {r["pid"] for r in runs} == {leader_pid}
-    assert {pid for _, pid in executions(log)} == {leader_pid}
+    assert {pid for _, pid in executions(log, JOB)} == {leader_pid}
 
     # SIGTERM the leader's worker: its scheduler stops and another worker leads; gunicorn
     # starts a replacement; every fire still runs once.
@@ -258,7 +212,7 @@ def test_gunicorn_workers_elect_one_leader_fire_once_and_stop_gracefully(
     wait_for_fire(gunicorn, stopped_at + timedelta(seconds=2), second_pid)
     runs = check_history(gunicorn, log, start, stopped=frozenset({leader_pid}))
     assert {r["pid"] for r in runs} == {leader_pid, second_pid}
-    assert {pid for _, pid in executions(log)} == {leader_pid, second_pid}
+    assert {pid for _, pid in executions(log, JOB)} == {leader_pid, second_pid}
     last_first = max(r["scheduled_run_time"] for r in runs if r["pid"] == leader_pid)
     first_second = min(r["scheduled_run_time"] for r in runs if r["pid"] == second_pid)
     assert last_first < first_second, "the two leaders' fires interleave"
