@@ -8,7 +8,7 @@ PORT ?= 5000
 SERVICES_SH ?= ../shared/services.sh
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install bench
+.PHONY: run test lint install bench bench-failover
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,10 @@ test: lint
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/run.py
+
+# Leader failover per coordination backend (bench/failover.py); flags: FAILOVER_ARGS="--rounds 1".
+bench-failover: $(STAMP)
+	@if [ -f "$(SERVICES_SH)" ]; then \
+		out=$$(bash "$(SERVICES_SH)" up postgres redis zookeeper) || exit 1; eval "$$out"; \
+	fi; \
+	$(VENV)/bin/python bench/failover.py $(FAILOVER_ARGS)

@@ -30,12 +30,32 @@ def fresh_postgres_database() -> AbstractContextManager[str]:
     return fresh_database("TEST_POSTGRES_URL")
 
 
+def drop_group(backend: str, group: str) -> None:
+    """Remove what a coordination group leaves on its server (ZooKeeper nodes, Redis keys)."""
+    if backend == "zookeeper":
+        from kazoo.client import KazooClient
+
+        client = KazooClient(hosts=service_url("TEST_ZOOKEEPER_HOSTS"), timeout=5)
+        client.start(timeout=5)
+        try:
+            client.delete(f"/{group}", recursive=True)
+        finally:
+            client.stop()
+            client.close()
+    elif backend == "redis":
+        import redis
+
+        with redis.Redis.from_url(service_url("TEST_REDIS_URL")) as client:
+            client.delete(f"{group}:leader")
+
+
 class Cluster:
     """N replicas of the service on one shared store, one coordination group."""
 
     def __init__(self, backend: str, database_url: str, log_dir: Path, **settings: str) -> None:
         variable, coordination_url = COORDINATION[backend]
         group = f"scheduler-test-{secrets.token_hex(4)}"
+        self.backend, self.group = backend, group
         self.log_dir = log_dir
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
         self.env.update(
@@ -94,6 +114,7 @@ class Cluster:
     def close(self) -> None:
         for server in self.servers:
             server.close()
+        drop_group(self.backend, self.group)
 
 
 def fire_times(runs: list[dict[str, Any]]) -> Counter[datetime]:
@@ -108,7 +129,9 @@ def fire_times(runs: list[dict[str, Any]]) -> Counter[datetime]:
 
 def recording_job(job_id: str, log: Path, start: datetime) -> dict[str, Any]:
     """A 1-second job from ``start`` that writes each run down in ``log``; late fires still
-    run (no coalescing, two minutes of grace), so a failover loses none."""
+    run (no coalescing, two minutes of grace), so a failover loses none. After a failover the
+    new leader runs the missed fires as one batch, which counts as one instance: room for
+    more keeps the next fire from being skipped (max_instances) while the batch runs."""
     return {
         "id": job_id,
         "func": "jobs.examples:record",
@@ -118,6 +141,7 @@ def recording_job(job_id: str, log: Path, start: datetime) -> dict[str, Any]:
         "start_date": start.isoformat(),
         "coalesce": False,
         "misfire_grace_time": 120,
+        "max_instances": 5,
     }
 
 

@@ -21,14 +21,13 @@ from scheduler_service.runs.models import Run
 from scheduler_service.runs.recorder import claim_fires
 from tests.blog_fixtures import dispose, fresh_database
 from tests.helpers import ADMIN, service_url, wait_for
-from tests.replicas import COORDINATION
+from tests.replicas import COORDINATION, drop_group
 
 LEASE = 3.0
 
 
-def elections(backend: str, count: int) -> list[LeaderElection]:
+def elections(backend: str, count: int, group: str) -> list[LeaderElection]:
     variable, url = COORDINATION[backend]
-    group = f"scheduler-test-{secrets.token_hex(4)}"
     return [
         LeaderElection(
             build_backend(
@@ -44,12 +43,14 @@ def elections(backend: str, count: int) -> list[LeaderElection]:
 
 @pytest.fixture(params=sorted(COORDINATION))
 def pair(request: pytest.FixtureRequest) -> Iterator[list[LeaderElection]]:
-    started = elections(request.param, 2)
+    group = f"scheduler-test-{secrets.token_hex(4)}"
+    started = elections(request.param, 2, group)
     for election in started:
         election.start()
     yield started
     for election in started:
         election.stop()
+    drop_group(request.param, group)
 
 
 def sole_leader(group: list[LeaderElection]) -> LeaderElection:
