@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import random
 import shutil
 import signal
@@ -45,7 +44,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -55,6 +53,7 @@ if str(REPO) not in sys.path:  # `python bench/failover.py`: tests/ is a package
     sys.path.insert(0, str(REPO))
 
 import pytest  # noqa: E402 - tests.* report failures with pytest's outcome exceptions
+from run import machine as run_machine  # noqa: E402  (bench/run.py, beside this script)
 
 from tests.replicas import (  # noqa: E402
     COORDINATION,
@@ -457,14 +456,6 @@ def table(outcome: Outcome, cfg: argparse.Namespace) -> list[str]:
     return lines
 
 
-def version(package: str) -> str:
-    """``package version`` of an installed distribution."""
-    try:
-        return f"{package} {metadata.version(package)}"
-    except metadata.PackageNotFoundError:
-        return f"{package} ?"
-
-
 def server_versions() -> str:
     """The versions of the PostgreSQL, Redis and ZooKeeper servers the variables name."""
     found = []
@@ -496,23 +487,8 @@ def server_versions() -> str:
 
 def machine() -> list[str]:
     """Lines naming the machine, Python and the drivers, as bench/run.py prints them."""
-    cpu = "?"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = "?"
-    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
-        mem = f"{int(f.readline().split()[1]) / 1024 / 1024:.1f} GiB"
     packages = ("scheduler-service", "apscheduler", "flask-apscheduler", "kazoo", "redis")
-    return [
-        f"- machine: nproc {len(os.sched_getaffinity(0))} ({os.cpu_count()} CPUs), {mem} RAM,"
-        f" {cpu}",
-        f"- Python {platform.python_version()} ({platform.platform()})",
-        f"- packages: {', '.join(version(p) for p in (*packages, 'psycopg'))}",
-        f"- servers: {server_versions()}",
-    ]
+    return [*run_machine((*packages, "psycopg")), f"- servers: {server_versions()}"]
 
 
 # -- main ---------------------------------------------------------------------------------------

@@ -470,7 +470,11 @@ def table(store: str, results: dict[str, list[dict]], preload: int, fire_jobs: i
     return lines
 
 
-def machine() -> list[str]:
+BENCH_PACKAGES = ("flask", "flask-apscheduler", "apscheduler", "waitress", "scheduler-service")
+
+
+def machine(packages: tuple[str, ...] = BENCH_PACKAGES) -> list[str]:
+    """Lines naming the machine, Python and the versions of ``packages``."""
     cpu = "?"
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
         for line in f:
@@ -481,7 +485,7 @@ def machine() -> list[str]:
     with contextlib.suppress(OSError), open("/proc/meminfo") as f:
         mem = f"{int(f.readline().split()[1]) / 1024 / 1024:.1f} GiB"
     vers = []
-    for pkg in ("flask", "flask-apscheduler", "apscheduler", "waitress", "scheduler-service"):
+    for pkg in packages:
         try:
             vers.append(f"{pkg} {metadata.version(pkg)}")
         except metadata.PackageNotFoundError:
