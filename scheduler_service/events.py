@@ -72,11 +72,16 @@ def _json_default(value: Any) -> Any:
 
 
 class EventHub:
-    """A bounded, replayable log of events that streams wait on."""
+    """A bounded, replayable log of events that streams wait on.
+
+    An event's JSON is encoded when a stream first reads it, not when it is published: the
+    firing path publishes two events a run, mostly with nobody listening.
+    """
 
     def __init__(self, keep: int = KEEP) -> None:
         self.boot = secrets.token_hex(4)
-        self._events: deque[tuple[int, str, str]] = deque(maxlen=keep)
+        # [number, kind, data]: data is a dict until a stream reads it, then its JSON text
+        self._events: deque[list[Any]] = deque(maxlen=keep)
         self._next = 1
         self._changed = threading.Condition()
         self.streams = threading.BoundedSemaphore(MAX_STREAMS)
@@ -86,7 +91,7 @@ class EventHub:
         if str(data.get("job_id", "")).startswith("__"):
             return
         with self._changed:
-            self._events.append((self._next, kind, json.dumps(data, default=_json_default)))
+            self._events.append([self._next, kind, data])
             self._next += 1
             self._changed.notify_all()
 
@@ -99,9 +104,11 @@ class EventHub:
         position = self._position(last_event_id)
         with self._changed:
             self._changed.wait_for(lambda: self._next - 1 > position, timeout=timeout)
-            return [
-                (f"{self.boot}-{n}", kind, data) for n, kind, data in self._events if n > position
-            ]
+            new = [event for event in self._events if event[0] > position]
+            for event in new:
+                if not isinstance(event[2], str):
+                    event[2] = json.dumps(event[2], default=_json_default)
+            return [(f"{self.boot}-{n}", kind, data) for n, kind, data in new]
 
     def on_scheduler_event(self, event: Any) -> None:
         """Publish an APScheduler event (a listener; never raises)."""

@@ -1,6 +1,9 @@
-"""Writing run records. Call inside an app context; each call is one short transaction.
+"""Writing run records. Call inside an app context.
 
-A failure to record never fails the job: it is logged, loudly, and the run goes on.
+Inserts (claims, submissions) are written at once, in one short transaction per call: their
+ids are needed. Updates of a run's state go through the app's run writer when it has one
+(see writer.py), else inline. A failure to record never fails the job: it is logged, loudly,
+and the run goes on.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from flask import current_app
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from ..dbtypes import utcnow
 from ..extensions import db
 from .models import Run
+from .writer import RunChange, run_writer, write_changes
 
 __all__ = ["utcnow"]  # re-exported for the runners
 
@@ -36,25 +41,31 @@ def encode_result(value: Any, *, limit: int = RESULT_LIMIT) -> tuple[str, bool]:
     return text, False
 
 
+def _row(
+    job: Any, run_time: datetime, *, trigger: str, state: str, attempt: int, now: datetime
+) -> dict[str, Any]:
+    return {
+        "job_id": job.id,
+        "job_name": job.name,
+        "func": job.func_ref,
+        "trigger": trigger,
+        "state": state,
+        "executor": job.executor,
+        "attempt": attempt,
+        "scheduled_run_time": run_time,
+        "submitted_at": now,
+        "host": HOST,
+        "pid": os.getpid(),
+        "result_truncated": False,
+        "log_truncated": False,
+        "finished_at": now if state.startswith("skipped") else None,
+    }
+
+
 def _new_run(
     job: Any, run_time: datetime, *, trigger: str, state: str, attempt: int, now: datetime
 ) -> Run:
-    return Run(
-        job_id=job.id,
-        job_name=job.name,
-        func=job.func_ref,
-        trigger=trigger,
-        state=state,
-        executor=job.executor,
-        attempt=attempt,
-        scheduled_run_time=run_time,
-        submitted_at=now,
-        host=HOST,
-        pid=os.getpid(),
-        result_truncated=False,
-        log_truncated=False,
-        finished_at=now if state.startswith("skipped") else None,
-    )
+    return Run(**_row(job, run_time, trigger=trigger, state=state, attempt=attempt, now=now))
 
 
 def _insert(runs: list[Run]) -> list[int]:
@@ -121,6 +132,43 @@ def claim_fires(*, job: Any, run_times: Sequence[datetime]) -> list[tuple[dateti
     return won
 
 
+def claim_many(
+    fires: Sequence[tuple[Any, Sequence[datetime]]],
+) -> list[list[tuple[datetime, int | None]]]:
+    """Claim the fires of many jobs at once: one multi-row INSERT for a whole wake-up.
+
+    ``fires`` holds (job, run times) pairs; the result holds, for each pair in order, the
+    (run time, run id) of the fires claimed here, as ``claim_fires`` returns them. When one
+    of them was claimed elsewhere already, each job's fires are claimed on their own.
+    """
+    now = utcnow()
+    rows = [
+        {**_row(job, t, trigger="schedule", state="submitted", attempt=1, now=now), "claim": True}
+        for job, run_times in fires
+        for t in run_times
+    ]
+    if not rows:
+        return [[] for _ in fires]
+    try:
+        ids = list(
+            db.session.scalars(insert(Run).returning(Run.id, sort_by_parameter_order=True), rows)
+        )
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # a split brain: sort out who won, job by job
+        return [claim_fires(job=job, run_times=run_times) for job, run_times in fires]
+    except Exception:
+        db.session.rollback()
+        log.exception("could not claim the fires of %d jobs: running them unclaimed", len(fires))
+        return [[(t, None) for t in run_times] for _, run_times in fires]
+    claimed: list[list[tuple[datetime, int | None]]] = []
+    position = 0
+    for _, run_times in fires:
+        claimed.append(list(zip(run_times, ids[position : position + len(run_times)], strict=True)))
+        position += len(run_times)
+    return claimed
+
+
 def _record_duplicate(job: Any, run_time: datetime, now: datetime) -> None:
     holder = db.session.execute(
         db.select(Run.id, Run.host, Run.pid).where(
@@ -140,17 +188,15 @@ def _record_duplicate(job: Any, run_time: datetime, now: datetime) -> None:
 
 def _update(run_id: int | None, *, from_states: tuple[str, ...], **values: Any) -> None:
     """Update a run that is in one of ``from_states`` (a late finish never overwrites
-    timed_out)."""
+    timed_out): through the app's run writer when it has one, else at once."""
     if run_id is None:
         return
-    try:
-        db.session.execute(
-            update(Run).where(Run.id == run_id, Run.state.in_(from_states)).values(**values)
-        )
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        log.exception("could not record run %s as %s", run_id, values.get("state"))
+    change = RunChange(run_id, from_states, values)
+    writer = run_writer(current_app)
+    if writer is not None:
+        writer.put(change)
+    else:
+        write_changes([change])
 
 
 def record_started(run_id: int | None, *, started_at: datetime) -> None:
@@ -189,6 +235,11 @@ def record_timed_out(run_id: int | None, *, started_at: datetime | None, timeout
         duration=duration,
         error=f"timed out after {timeout:g} s",
     )
+
+
+def record_skipped(run_id: int | None) -> None:
+    """Mark a claimed fire that was not run (its job already runs max_instances times)."""
+    _update(run_id, from_states=("submitted",), state="skipped", finished_at=utcnow())
 
 
 def record_lost(run_id: int | None, *, error: str) -> None:

@@ -5,11 +5,20 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from ..errors import NotFound
 from ..extensions import db
 from .models import FINAL_STATES, Run
+from .writer import run_writer
+
+
+def _written() -> None:
+    """Let the run writer write what is queued, so a reader sees every change made so far."""
+    writer = run_writer(current_app)
+    if writer is not None:
+        writer.flush()
 
 
 def list_runs(
@@ -22,6 +31,7 @@ def list_runs(
     offset: int = 0,
 ) -> tuple[list[Run], int]:
     """Return a page of runs, newest scheduled first, and how many match in all."""
+    _written()
     query = select(Run)
     if job_id is not None:
         query = query.where(Run.job_id == job_id)
@@ -43,6 +53,7 @@ def get_run(run_id: int) -> Run:
 
     :raises NotFound: no run has this id.
     """
+    _written()
     run = db.session.get(Run, run_id)
     if run is None:
         raise NotFound(f"Run {run_id} not found")

@@ -28,7 +28,14 @@ from apscheduler.executors.base import MaxInstancesReachedError
 from apscheduler.executors.pool import ProcessPoolExecutor, ThreadPoolExecutor
 from blinker import Namespace
 
-from ..runs.recorder import claim_fires, record_lost, record_submitted, record_timed_out
+from ..runs.recorder import (
+    claim_fires,
+    claim_many,
+    record_lost,
+    record_skipped,
+    record_submitted,
+    record_timed_out,
+)
 from .policy import policy_of
 from .running import (
     build_child_app,
@@ -56,35 +63,67 @@ class _RecordingPool:
     app: Flask | None = None
 
     def submit_job(
-        self, job: Job, run_times: list[datetime], trigger: str = "schedule", attempt: int = 1
+        self,
+        job: Job,
+        run_times: list[datetime],
+        trigger: str = "schedule",
+        attempt: int = 1,
+        *,
+        claimed: list[tuple[datetime, int | None]] | None = None,
     ) -> list[int | None]:
         """Submit a run per run time; return their run ids.
+
+        ``claimed`` holds the scheduled fires the caller claimed already (see ``claim_many``),
+        as (run time, run id) pairs; they replace ``run_times``.
 
         :raises MaxInstancesReachedError: the job already runs max_instances times (the
             refused runs are recorded as skipped). Retries (attempt > 1) are not refused.
         """
         key = job.id if attempt == 1 else f"{job.id}\0retry"
+        if claimed is not None:
+            run_times = [t for t, _ in claimed]
+        # The lock guards the instance count only: held while a run is recorded or handed
+        # to the pool, it would make every finishing worker queue behind a burst of submits.
         with self._lock:  # type: ignore[attr-defined]
-            if attempt == 1 and self._instances[key] >= job.max_instances:  # type: ignore[attr-defined]
+            refused = attempt == 1 and self._instances[key] >= job.max_instances  # type: ignore[attr-defined]
+            if not refused:
+                self._instances[key] += 1  # type: ignore[attr-defined]  # released if not run
+        if refused:
+            if claimed is None:
                 self._record(job, run_times, trigger, "skipped", attempt)
-                if trigger == "manual":  # the scheduler reports scheduled ones itself
-                    self._scheduler._dispatch_event(
-                        JobSubmissionEvent(  # type: ignore[attr-defined]
-                            EVENT_JOB_MAX_INSTANCES, job.id, job._jobstore_alias, run_times
-                        )
+            else:
+                self._record_skipped([i for _, i in claimed])
+            if trigger == "manual":  # the scheduler reports scheduled ones itself
+                self._scheduler._dispatch_event(  # type: ignore[attr-defined]
+                    JobSubmissionEvent(
+                        EVENT_JOB_MAX_INSTANCES, job.id, job._jobstore_alias, run_times
                     )
-                raise MaxInstancesReachedError(job)
+                )
+            raise MaxInstancesReachedError(job)
+        try:
             if trigger == "schedule" and attempt == 1:
-                claimed = self._claim(job, run_times)
-                if not claimed:  # every one of these fires was claimed by another replica
-                    return []
+                if claimed is None:
+                    claimed = self._claim(job, run_times)
                 run_times, run_ids = [t for t, _ in claimed], [i for _, i in claimed]
             else:
                 run_ids = self._record(job, run_times, trigger, "submitted", attempt)
+            if not run_times:  # every one of these fires was claimed by another replica
+                self._release(key)
+                return []
+            # Announced first: a fast job's outcome must not be published before it.
+            self._publish_submitted(job, run_times, run_ids, trigger, attempt)
             self._submit(job, run_times, run_ids, key=key, trigger=trigger, attempt=attempt)
-            self._instances[key] += 1  # type: ignore[attr-defined]
-        self._publish_submitted(job, run_times, run_ids, trigger, attempt)
+        except BaseException:
+            self._release(key)
+            raise
         return run_ids
+
+    def _release(self, key: str) -> None:
+        """Give back an instance reserved for runs that were not submitted."""
+        with self._lock:  # type: ignore[attr-defined]
+            self._instances[key] -= 1  # type: ignore[attr-defined]
+            if not self._instances[key]:  # type: ignore[attr-defined]
+                del self._instances[key]  # type: ignore[attr-defined]
 
     def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
         self._submit(
@@ -113,6 +152,27 @@ class _RecordingPool:
         if len(claimed) < len(run_times):
             duplicate_fire.send(self.app, job_id=job.id, count=len(run_times) - len(claimed))
         return claimed
+
+    def claim_many(
+        self, fires: list[tuple[Job, list[datetime]]]
+    ) -> list[list[tuple[datetime, int | None]]]:
+        """Claim the scheduled fires of many jobs in one write; for each (job, run times)
+        pair, return the (run time, run id) pairs won here."""
+        if self.app is None:
+            return [[(t, None) for t in run_times] for _, run_times in fires]
+        with self.app.app_context():
+            claimed = claim_many(fires)
+        for (job, run_times), won in zip(fires, claimed, strict=True):
+            if len(won) < len(run_times):
+                duplicate_fire.send(self.app, job_id=job.id, count=len(run_times) - len(won))
+        return claimed
+
+    def _record_skipped(self, run_ids: list[int | None]) -> None:
+        if self.app is None:
+            return
+        with self.app.app_context():
+            for run_id in run_ids:
+                record_skipped(run_id)
 
     def _publish_submitted(
         self, job: Job, run_times: list[datetime], run_ids: list, trigger: str, attempt: int

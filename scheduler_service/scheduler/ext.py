@@ -22,6 +22,7 @@ from ..coordination import LeaderElection, build_backend, coordination_kind, def
 from ..errors import ConfigError, ServiceUnavailable
 from ..runs.recorder import mark_abandoned
 from ..runs.retention import housekeeping
+from ..runs.writer import RunWriter, init_run_writer
 from .backends import build_executor, build_jobstore, describe_jobstore, probe_jobstore
 from .declared import load_declared_jobs
 from .executors import child_settings
@@ -54,6 +55,7 @@ class ServiceScheduler(APScheduler):
         executors: dict[str, Any],
         election: LeaderElection | None = None,
         replica_id: str,
+        run_writer: RunWriter | None = None,
     ) -> None:
         super().__init__(scheduler=FencedScheduler())
         self._jobstore_instances = jobstores
@@ -62,6 +64,7 @@ class ServiceScheduler(APScheduler):
         self.service: JobService
         self.replica_id = replica_id
         self.election = election
+        self.run_writer = run_writer
         if election is not None:
             self._scheduler.may_fire = lambda: election.is_leader
 
@@ -132,6 +135,8 @@ class ServiceScheduler(APScheduler):
 
         With coordination, the election starts too: the scheduler fires once elected.
         """
+        if self.run_writer is not None:
+            self.run_writer.start()
         self._scheduler.start(paused=True)
         for spec in self.declared:
             outcome = self.service.upsert_job(spec)
@@ -165,6 +170,8 @@ class ServiceScheduler(APScheduler):
         if self.election is not None:
             self.election.stop()
         super().shutdown(wait)
+        if self.run_writer is not None:
+            self.run_writer.stop()
 
 
 def _jobstore_settings(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
@@ -199,7 +206,11 @@ def init_scheduler(app: Flask) -> ServiceScheduler:
     replica_id = config["SCHEDULER_REPLICA_ID"] or default_replica_id()
     election = _build_election(config, stores, replica_id)
     extension = ServiceScheduler(
-        jobstores=stores, executors=executors, election=election, replica_id=replica_id
+        jobstores=stores,
+        executors=executors,
+        election=election,
+        replica_id=replica_id,
+        run_writer=init_run_writer(app),
     )
     if election is not None:
         election.on_elected = lambda: _on_elected(app, extension)

@@ -1,0 +1,255 @@
+"""Run-state changes written off the firing path: one thread, a bounded queue, batches.
+
+A run's start and finish (and timeouts and losses) are UPDATEs of its row. Written inline,
+each costs a commit in the job's own thread; with 1,000 jobs due at once those commits,
+serialised by the database, make the last job start seconds late. Here they are queued
+and written by one thread, as many as are waiting in one transaction, in the order they
+were queued (a run's start is always written before its finish).
+
+A batch is written as few statements as it allows: changes of one kind (the same source
+states and columns, e.g. every "running" mark) share one executemany UPDATE, split where a
+run appears twice so that its changes keep their order.
+
+Nothing is dropped: when the queue is full the job thread waits for room (and this is
+logged); a batch the database refuses is written again one change at a time, and a change
+that still fails is logged with its run id, as an inline write would be. Readers of the run
+history call ``flush()`` first, so an API client reads what has been recorded so far.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import weakref
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from sqlalchemy import and_, bindparam, or_
+
+from ..extensions import db
+from .models import Run
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from sqlalchemy.sql import Update
+
+log = logging.getLogger(__name__)
+
+WRITER_KEY = "scheduler_service.run_writer"
+CAPACITY = 10_000  # changes waiting at most; a job thread waits for room beyond it
+BATCH = 1_000  # changes written in one transaction at most
+
+
+class RunChange(NamedTuple):
+    """Set ``values`` on run ``run_id`` if it is in one of ``from_states`` (so that a late
+    finish never overwrites timed_out)."""
+
+    run_id: int
+    from_states: tuple[str, ...]
+    values: dict[str, Any]
+
+    @property
+    def kind(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return self.from_states, tuple(sorted(self.values))
+
+    def describe(self) -> str:
+        return f"run {self.run_id} as {self.values.get('state')}"
+
+
+@lru_cache(maxsize=64)
+def _statement(from_states: tuple[str, ...], columns: tuple[str, ...]) -> Update:
+    """One UPDATE for every change of a kind, its values bound per row."""
+    table = Run.__table__
+    return (
+        table.update()
+        .where(
+            and_(
+                table.c.id == bindparam("_run_id"),
+                or_(*(table.c.state == bindparam(f"_from{i}") for i in range(len(from_states)))),
+            )
+        )
+        .values({column: bindparam(f"_set_{column}") for column in columns})
+    )
+
+
+def _parameters(change: RunChange) -> dict[str, Any]:
+    row = {"_run_id": change.run_id}
+    row.update({f"_set_{column}": value for column, value in change.values.items()})
+    row.update({f"_from{i}": state for i, state in enumerate(change.from_states)})
+    return row
+
+
+def _grouped(changes: list[RunChange]) -> list[tuple[Update, list[dict[str, Any]]]]:
+    """The statements that write ``changes``, each with its rows, in an order that keeps
+    every run's changes in sequence."""
+    out: list[tuple[Update, list[dict[str, Any]]]] = []
+    segment: dict[Any, list[dict[str, Any]]] = {}
+    seen: set[int] = set()
+    for change in changes:
+        if change.run_id in seen:  # its earlier change must be written first
+            out += [(_statement(*kind), rows) for kind, rows in segment.items()]
+            segment, seen = {}, set()
+        seen.add(change.run_id)
+        segment.setdefault(change.kind, []).append(_parameters(change))
+    out += [(_statement(*kind), rows) for kind, rows in segment.items()]
+    return out
+
+
+class _Flush:
+    """A marker: set once every change queued before it is written."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = object()
+_started: weakref.WeakSet[RunWriter] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """At interpreter exit, write what a writer not stopped by its scheduler still holds."""
+    for writer in list(_started):
+        writer.stop()
+
+
+class RunWriter:
+    """Writes queued run changes in a thread of its own, in order, in batches."""
+
+    def __init__(self, app: Flask, *, capacity: int = CAPACITY, batch: int = BATCH) -> None:
+        self.app = app
+        self.batch = batch
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.written = 0  # changes written since start
+        self.failed = 0  # changes the database refused (each logged)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the writing thread (again, after a stop)."""
+        with self._lock:
+            if self.running:
+                return
+            self._thread = threading.Thread(target=self._run, name="run-writer", daemon=True)
+            self._thread.start()
+            _started.add(self)
+
+    def put(self, change: RunChange) -> None:
+        """Queue one change; write it inline when the writer is not running."""
+        with self._lock:  # not queued behind a stop: stop() takes this lock too
+            running = self.running
+            if running:
+                try:
+                    self._queue.put_nowait(change)
+                    return
+                except queue.Full:
+                    pass
+        if not running:
+            write_changes([change])
+            return
+        log.warning("the run-history writer is %d changes behind: waiting", self.backlog)
+        self._queue.put(change)
+
+    @property
+    def backlog(self) -> int:
+        """Changes queued and not yet written."""
+        return self._queue.qsize()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every change queued so far is written; False when ``timeout`` passed."""
+        if not self.running or self._queue.empty():
+            return True
+        marker = _Flush()
+        self._queue.put(marker)
+        return marker.done.wait(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Write what is queued, then stop the thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        if thread.is_alive():
+            self._queue.put(_STOP)
+            thread.join(timeout)
+        if thread.is_alive():
+            log.error(
+                "the run-history writer did not finish in %.0f s: %d changes unwritten",
+                timeout,
+                self.backlog,
+            )
+            return
+        self._drain()  # a change that waited for room while the writer stopped
+
+    def _run(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            while len(items) < self.batch:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            changes = [item for item in items if isinstance(item, RunChange)]
+            if changes:
+                self._write(changes)
+            for item in items:
+                if isinstance(item, _Flush):
+                    item.done.set()
+            if any(item is _STOP for item in items):
+                self._drain()
+                return
+
+    def _drain(self) -> None:
+        """Write what was queued after the stop marker (a job ending at shutdown)."""
+        rest = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, RunChange):
+                rest.append(item)
+            elif isinstance(item, _Flush):
+                item.done.set()
+        if rest:
+            self._write(rest)
+
+    def _write(self, changes: list[RunChange]) -> None:
+        with self.app.app_context():
+            self.failed += write_changes(changes)
+            self.written += len(changes)
+
+
+def write_changes(changes: list[RunChange]) -> int:
+    """Write ``changes`` in one transaction; if the database refuses it, one at a time.
+    Return how many could not be written (each is logged, never raised)."""
+    try:
+        for statement, rows in _grouped(changes):
+            db.session.execute(statement, rows)
+        db.session.commit()
+        return 0
+    except Exception:
+        db.session.rollback()
+        if len(changes) == 1:
+            log.exception("could not record %s", changes[0].describe())
+            return 1
+    log.warning("a batch of %d run changes failed: writing them one by one", len(changes))
+    return sum(write_changes([change]) for change in changes)
+
+
+def run_writer(app: Flask) -> RunWriter | None:
+    """The app's run writer, if it has one (the service has; a process-pool child has not)."""
+    return app.extensions.get(WRITER_KEY)
+
+
+def init_run_writer(app: Flask) -> RunWriter:
+    """Give ``app`` a run writer (started with the scheduler, stopped after it)."""
+    writer = RunWriter(app)
+    app.extensions[WRITER_KEY] = writer
+    return writer
