@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from datetime import datetime
@@ -74,15 +75,18 @@ def _json_default(value: Any) -> Any:
 class EventHub:
     """A bounded, replayable log of events that streams wait on.
 
-    An event's JSON is encoded when a stream first reads it, not when it is published: the
-    firing path publishes two events a run, mostly with nobody listening.
+    Publishing takes no lock unless a stream is waiting: the firing path publishes two
+    events a run from twenty threads at once, and a shared lock there makes them queue
+    for the GIL. An event is appended (atomic in CPython) unnumbered and with its data as a
+    dict; a reader numbers new events in the log's order and encodes their JSON, once.
     """
 
     def __init__(self, keep: int = KEEP) -> None:
         self.boot = secrets.token_hex(4)
-        # [number, kind, data]: data is a dict until a stream reads it, then its JSON text
+        # [number, kind, data]: number 0 and a dict until a reader first sees it
         self._events: deque[list[Any]] = deque(maxlen=keep)
-        self._next = 1
+        self._numbered = 0  # the last number given
+        self._waiting = 0  # streams waiting for an event
         self._changed = threading.Condition()
         self.streams = threading.BoundedSemaphore(MAX_STREAMS)
 
@@ -90,25 +94,41 @@ class EventHub:
         """Add an event and wake the streams (the service's own "__" jobs stay hidden)."""
         if str(data.get("job_id", "")).startswith("__"):
             return
-        with self._changed:
-            self._events.append([self._next, kind, data])
-            self._next += 1
-            self._changed.notify_all()
+        self._events.append([0, kind, data])
+        if self._waiting:  # a stream waits: it counted itself before it last looked
+            with self._changed:
+                self._changed.notify_all()
 
     def _position(self, last_event_id: str | None) -> int:
         boot, _, number = (last_event_id or "").partition("-")
         return int(number) if boot == self.boot and number.isdigit() else 0
 
+    def _snapshot(self) -> list[list[Any]]:
+        """The log as it is now, every event numbered and encoded (hold ``_changed``)."""
+        events = list(self._events)  # one C call: no append can interleave
+        for event in events:
+            if event[0] == 0:
+                self._numbered += 1
+                event[0] = self._numbered
+                event[2] = json.dumps(event[2], default=_json_default)
+        return events
+
     def after(self, last_event_id: str | None, *, timeout: float) -> list[tuple[str, str, str]]:
         """Return the events after ``last_event_id``, waiting up to ``timeout`` for one."""
         position = self._position(last_event_id)
+        deadline = time.monotonic() + timeout
         with self._changed:
-            self._changed.wait_for(lambda: self._next - 1 > position, timeout=timeout)
-            new = [event for event in self._events if event[0] > position]
-            for event in new:
-                if not isinstance(event[2], str):
-                    event[2] = json.dumps(event[2], default=_json_default)
-            return [(f"{self.boot}-{n}", kind, data) for n, kind, data in new]
+            self._waiting += 1
+            try:
+                while True:
+                    new = [e for e in self._snapshot() if e[0] > position]
+                    left = deadline - time.monotonic()
+                    if new or left <= 0:
+                        break
+                    self._changed.wait(left)
+            finally:
+                self._waiting -= 1
+        return [(f"{self.boot}-{n}", kind, data) for n, kind, data in new]
 
     def on_scheduler_event(self, event: Any) -> None:
         """Publish an APScheduler event (a listener; never raises)."""

@@ -120,8 +120,12 @@ class RunWriter:
 
     def __init__(self, app: Flask, *, capacity: int = CAPACITY, batch: int = BATCH) -> None:
         self.app = app
+        self.capacity = capacity
         self.batch = batch
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
+        # A SimpleQueue takes no Python-level lock on put: 20 job threads finishing at once
+        # do not queue behind each other. Its bound is kept by put() (see _wait_for_room).
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._room = threading.Condition()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.written = 0  # changes written since start
@@ -142,19 +146,20 @@ class RunWriter:
 
     def put(self, change: RunChange) -> None:
         """Queue one change; write it inline when the writer is not running."""
-        with self._lock:  # not queued behind a stop: stop() takes this lock too
-            running = self.running
-            if running:
-                try:
-                    self._queue.put_nowait(change)
-                    return
-                except queue.Full:
-                    pass
-        if not running:
+        if self._thread is None:
             write_changes([change])
             return
-        log.warning("the run-history writer is %d changes behind: waiting", self.backlog)
+        if self._queue.qsize() >= self.capacity:
+            self._wait_for_room()
+            if self._thread is None:  # stopped meanwhile
+                write_changes([change])
+                return
         self._queue.put(change)
+
+    def _wait_for_room(self) -> None:
+        log.warning("the run-history writer is %d changes behind: waiting", self.backlog)
+        with self._room:
+            self._room.wait_for(lambda: self._queue.qsize() < self.capacity or self._thread is None)
 
     @property
     def backlog(self) -> int:
@@ -175,6 +180,8 @@ class RunWriter:
             thread, self._thread = self._thread, None
         if thread is None:
             return
+        with self._room:
+            self._room.notify_all()  # a job thread waiting for room writes inline now
         if thread.is_alive():
             self._queue.put(_STOP)
             thread.join(timeout)
@@ -198,6 +205,8 @@ class RunWriter:
             changes = [item for item in items if isinstance(item, RunChange)]
             if changes:
                 self._write(changes)
+                with self._room:
+                    self._room.notify_all()
             for item in items:
                 if isinstance(item, _Flush):
                     item.done.set()

@@ -37,6 +37,7 @@ from ..runs.recorder import (
     record_timed_out,
 )
 from .policy import policy_of
+from .pool import WorkerPool
 from .running import (
     build_child_app,
     child_settings,
@@ -253,10 +254,15 @@ class _RecordingPool:
 class AppThreadPoolExecutor(_RecordingPool, ThreadPoolExecutor):
     """A thread pool whose jobs run, recorded, in the owning app's context."""
 
+    def __init__(self, max_workers: int = 10, pool_kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__(max_workers, pool_kwargs)
+        standard, self._pool = self._pool, WorkerPool(max_workers, **(pool_kwargs or {}))
+        standard.shutdown(wait=False)
+
     def start(self, scheduler: Any, alias: str) -> None:
         # APScheduler keeps a shut-down pool across POST /shutdown then /start: renew it.
         if self._pool._shutdown:
-            self._pool = concurrent.futures.ThreadPoolExecutor(self._pool._max_workers)
+            self._pool = WorkerPool(self._pool._max_workers)
         super().start(scheduler, alias)
 
     def bind_app(self, app: Flask, settings: dict[str, Any]) -> None:

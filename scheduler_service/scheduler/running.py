@@ -7,6 +7,7 @@ interpreters: each builds a job-only app from the parent's settings, once.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import sys
@@ -66,13 +67,27 @@ def build_child_app(settings: dict[str, Any]) -> None:
     _child_app = create_job_app(settings)
 
 
+def _takes_cancel(func: Any) -> bool:
+    try:
+        return "cancel" in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+_takes_cancel_cached = functools.lru_cache(maxsize=1024)(_takes_cancel)
+
+
+def _wants_cancel(func: Any) -> bool:
+    """Whether ``func`` takes a ``cancel`` argument (asked once per function)."""
+    try:
+        return _takes_cancel_cached(func)
+    except TypeError:  # unhashable, e.g. a partial of a list
+        return _takes_cancel(func)
+
+
 def _call_kwargs(job: Job, cancel: threading.Event) -> dict[str, Any]:
     """The job's kwargs, plus ``cancel`` when the function takes it and it is not given."""
-    try:
-        wants_cancel = "cancel" in inspect.signature(job.func).parameters
-    except (TypeError, ValueError):
-        wants_cancel = False
-    if wants_cancel and "cancel" not in job.kwargs:
+    if _wants_cancel(job.func) and "cancel" not in job.kwargs:
         return {**job.kwargs, "cancel": cancel}
     return job.kwargs
 
