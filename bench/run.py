@@ -571,6 +571,10 @@ def main() -> int:
     return 0 if sections else 1
 
 
+# What follows this line in --out is written by hand (analyses, other benchmarks) and kept.
+KEEP_MARKER = "<!-- bench/run.py rewrites everything above this line and keeps what follows -->"
+
+
 def write_report(cfg, started, stores, results, skipped, upto: int, final: bool = False) -> int:
     sections: list[str] = []
     for store in stores:
@@ -602,7 +606,10 @@ def write_report(cfg, started, stores, results, skipped, upto: int, final: bool 
         "",
         *sections,
     ]
-    Path(cfg.out).write_text("\n".join(md).rstrip() + "\n")
+    out = Path(cfg.out)
+    kept = out.read_text().partition(KEEP_MARKER)[2] if out.is_file() else ""
+    tail = ["", KEEP_MARKER + kept.rstrip()] if kept.strip() else ["", KEEP_MARKER]
+    out.write_text("\n".join([*md, *tail]).rstrip() + "\n")
     log(f"wrote {cfg.out}")
     return len(sections)
 
