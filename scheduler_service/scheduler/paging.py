@@ -14,17 +14,25 @@ from typing import Any
 
 from apscheduler.job import Job
 
-# (active, offset, limit) -> jobs; active -> how many
+# (active, offset, limit) -> jobs; () -> how many (scheduled, paused)
 PageFn = Callable[[bool, int, int], list[Job]]
-CountFn = Callable[[bool], int]
+CountsFn = Callable[[], tuple[int, int]]
 
 
 class StorePager:
-    """Count and page one store's scheduled (active) and paused jobs."""
+    """Count and page one store's scheduled (active) and paused jobs, for one request: the
+    counts are read once (one query) and reused."""
 
-    def __init__(self, count: CountFn, page: PageFn) -> None:
-        self.count = count
+    def __init__(self, counts: CountsFn, page: PageFn) -> None:
+        self._counts_fn = counts
+        self._counts: tuple[int, int] | None = None
         self._page = page
+
+    def count(self, active: bool) -> int:
+        """How many scheduled (``active``) or paused jobs the store holds."""
+        if self._counts is None:
+            self._counts = self._counts_fn()
+        return self._counts[0 if active else 1]
 
     def total(self, paused: bool | None) -> int:
         """How many jobs the store holds: all, only paused, or only scheduled."""
@@ -66,13 +74,14 @@ def _memory(store: Any) -> StorePager:
         paused = sorted((job for job in jobs if job.next_run_time is None), key=lambda j: j.id)
         return active, paused
 
-    def count(active: bool) -> int:
-        return len(split()[0 if active else 1])
+    def counts() -> tuple[int, int]:
+        active, paused = split()
+        return len(active), len(paused)
 
     def page(active: bool, offset: int, limit: int) -> list[Job]:
         return split()[0 if active else 1][offset : offset + limit]
 
-    return StorePager(count, page)
+    return StorePager(counts, page)
 
 
 def _sql(store: Any) -> StorePager:
@@ -83,11 +92,11 @@ def _sql(store: Any) -> StorePager:
     def where(active: bool) -> Any:
         return table.c.next_run_time.isnot(None) if active else table.c.next_run_time.is_(None)
 
-    def count(active: bool) -> int:
+    def counts() -> tuple[int, int]:
+        query = select(func.count(), func.count(table.c.next_run_time)).select_from(table)
         with store.engine.begin() as connection:
-            return connection.execute(
-                select(func.count()).select_from(table).where(where(active))
-            ).scalar_one()
+            every, scheduled = connection.execute(query).one()
+        return scheduled, every - scheduled
 
     def page(active: bool, offset: int, limit: int) -> list[Job]:
         order = (table.c.next_run_time, table.c.id) if active else (table.c.id,)
@@ -102,15 +111,16 @@ def _sql(store: Any) -> StorePager:
             states = connection.execute(query).scalars().all()
         return [store._reconstitute_job(state) for state in states]
 
-    return StorePager(count, page)
+    return StorePager(counts, page)
 
 
 def _redis(store: Any) -> StorePager:
     redis = store.redis
 
-    def count(active: bool) -> int:
-        scheduled = redis.zcard(store.run_times_key)
-        return scheduled if active else redis.hlen(store.jobs_key) - scheduled
+    def counts() -> tuple[int, int]:
+        with redis.pipeline(transaction=True) as pipe:
+            scheduled, every = pipe.zcard(store.run_times_key).hlen(store.jobs_key).execute()
+        return scheduled, every - scheduled
 
     def paused_ids() -> list[bytes]:
         scheduled = set(redis.zrange(store.run_times_key, 0, -1))
@@ -126,4 +136,4 @@ def _redis(store: Any) -> StorePager:
         states = redis.hmget(store.jobs_key, ids)
         return [store._reconstitute_job(state) for state in states if state is not None]
 
-    return StorePager(count, page)
+    return StorePager(counts, page)
