@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 from flask import current_app
 
@@ -18,3 +19,13 @@ def write_app_context(path: str) -> str:
 def die(code: int) -> None:
     """End this process at once, as a crash would (no result is ever sent back)."""
     os._exit(code)
+
+
+# Gates that tests open: a job blocked on one holds its executor instance until then.
+GATES: dict[str, threading.Event] = {}
+
+
+def wait_at_gate(name: str) -> str:
+    """Block until the test opens gate ``name`` (30 s at most); thread executor only."""
+    GATES.setdefault(name, threading.Event()).wait(30)
+    return name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from scheduler_service import create_app
-from tests.helpers import base_config, stop_containers
+from tests.blog_fixtures import dispose, fresh_database
+from tests.helpers import base_config, service_url, stop_containers
+from tests.live_stores import LIVE, Live, release_connections, stop
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -56,3 +59,65 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+# -- job stores: every backend the service supports, one namespace per test --------------------
+
+
+@pytest.fixture(params=list(LIVE))
+def backend(request: pytest.FixtureRequest) -> str:
+    """A live job-store backend id (SQLite, the servers of TEST_*, the emulators)."""
+    return request.param
+
+
+@pytest.fixture
+def live_store(backend: str, tmp_path: Path) -> Iterator[Live]:
+    """This test's own namespace on ``backend``: its URL, a raw look, dropped after the test."""
+    variable, make = LIVE[backend]
+    base = f"sqlite:///{tmp_path}/store/jobs.db" if variable is None else service_url(variable)
+    live = make(base, f"suite_{uuid.uuid4().hex[:12]}")
+    yield live
+    live.drop()
+
+
+@pytest.fixture
+def store_url(live_store: Live) -> str:
+    """A job-store URL with this test's own namespace; dropped after the test.
+
+    Only ``store_app`` builds apps on it, and ``store_app`` depends on this fixture, so pytest
+    tears it down (shutting its schedulers down) before ``live_store`` drops the namespace.
+    """
+    return live_store.url
+
+
+@pytest.fixture
+def store_app(store_url: str, make_app: Callable[..., Flask]) -> Iterator[Callable[..., Flask]]:
+    """Build apps on ``store_url`` (a second call is a restart); stop their schedulers after."""
+    apps: list[Flask] = []
+
+    def build(**overrides: Any) -> Flask:
+        app = make_app(SCHEDULER_JOBSTORE_URL=store_url, **overrides)
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        stop(app)
+        release_connections(app)
+
+
+# -- the run-history database: SQLite, PostgreSQL, MariaDB -----------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
+def claims_app(request: pytest.FixtureRequest, make_app: Callable[..., Flask]) -> Iterator[Flask]:
+    """An app whose run history is in SQLite (its instance folder) or a fresh database on
+    the PostgreSQL or MariaDB server."""
+    if request.param == "sqlite":
+        yield make_app()
+        return
+    variable = {"postgres": "TEST_POSTGRES_URL", "mariadb": "TEST_MYSQL_URL"}[request.param]
+    with fresh_database(variable) as url:
+        app = make_app(SCHEDULER_DATABASE_URL=url)
+        yield app
+        dispose(app)

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
+from flask import Flask
+
 from scheduler_service.scheduler.urls import parse_jobstore_url
 
 
@@ -116,3 +118,23 @@ LIVE: dict[str, tuple[str | None, Callable[[str, str], Live]]] = {
     server_id("mongodb", "TEST_MONGODB_SERVER"): ("TEST_MONGODB_URL", mongodb_live),
     server_id("rethinkdb", "TEST_RETHINKDB_SERVER"): ("TEST_RETHINKDB_URL", rethinkdb_live),
 }
+
+
+def stop(app: Flask) -> None:
+    """Shut the app's scheduler down, waiting for its jobs."""
+    extension = app.extensions["scheduler_service"]
+    if extension.running:
+        extension.shutdown(wait=True)
+    assert not extension.running
+
+
+def release_connections(app: Flask) -> None:
+    """Close what the scheduler's last, post-shutdown _process_jobs() reopened on SQL and Redis
+    stores (see test_shutdown_does_not_consume_due_runs): an open psycopg connection left to
+    the garbage collector is a ResourceWarning, an error under this project's filterwarnings,
+    raised in whichever test happens to run then."""
+    for store in app.extensions["scheduler_service"].jobstores.values():
+        if hasattr(store, "engine"):
+            store.engine.dispose()
+        elif hasattr(store, "redis"):
+            store.redis.connection_pool.disconnect()

@@ -118,18 +118,6 @@ class _Job:
     id, name, func_ref, executor = "nightly", "nightly", "jobs.examples:print_test", "default"
 
 
-@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
-def claims_app(request: pytest.FixtureRequest, make_app: Callable[..., Flask]) -> Iterator[Flask]:
-    if request.param == "sqlite":
-        yield make_app()
-        return
-    variable = {"postgres": "TEST_POSTGRES_URL", "mariadb": "TEST_MYSQL_URL"}[request.param]
-    with fresh_database(variable) as url:
-        app = make_app(SCHEDULER_DATABASE_URL=url)
-        yield app
-        dispose(app)
-
-
 def test_a_fire_is_claimed_once_and_a_second_claim_is_a_recorded_duplicate(
     claims_app: Flask,
 ) -> None:

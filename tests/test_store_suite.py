@@ -1,84 +1,26 @@
 """One job-API suite, run over the HTTP API against every job store the service supports.
 
 Each test gets its own namespace on its backend (a SQLite file, a table, Redis keys, a ZooKeeper
-path, a Mongo collection, a RethinkDB table) through ``store_url``; the apps built on it are shut
-down before the namespace is dropped. The live backends come from ``services.sh`` (``TEST_*``);
-MongoDB and RethinkDB are emulators there, and their ids say so (``mongodb-emulator``).
+path, a Mongo collection, a RethinkDB table) through ``store_url`` (see conftest.py); the apps
+built on it are shut down before the namespace is dropped. The live backends come from
+``services.sh`` (``TEST_*``); MongoDB and RethinkDB are emulators there, and their ids say so
+(``mongodb-emulator``).
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.helpers import ADMIN, OPERATOR, SEED, service_url, wait_for
-from tests.live_stores import LIVE
+from tests.helpers import ADMIN, OPERATOR, SEED, wait_for
+from tests.live_stores import stop
 
 pytestmark = pytest.mark.services
-
-
-BACKENDS = LIVE  # backend id -> (TEST_* variable or None for SQLite; namespace maker)
-
-
-@pytest.fixture(params=list(BACKENDS))
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
-def store_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A job-store URL with this test's own namespace; dropped after the test.
-
-    Only ``store_app`` builds apps on it, and ``store_app`` depends on this fixture, so pytest
-    tears it down (shutting its schedulers down) before this fixture drops the namespace.
-    """
-    variable, make = BACKENDS[backend]
-    base = f"sqlite:///{tmp_path}/store/jobs.db" if variable is None else service_url(variable)
-    live = make(base, f"suite_{uuid.uuid4().hex[:12]}")
-    yield live.url
-    live.drop()
-
-
-@pytest.fixture
-def store_app(store_url: str, make_app: Callable[..., Flask]) -> Iterator[Callable[..., Flask]]:
-    """Build apps on ``store_url`` (a second call is a restart); stop their schedulers after."""
-    apps: list[Flask] = []
-
-    def build(**overrides: Any) -> Flask:
-        app = make_app(SCHEDULER_JOBSTORE_URL=store_url, **overrides)
-        apps.append(app)
-        return app
-
-    yield build
-    for app in apps:
-        stop(app)
-        release_connections(app)
-
-
-def stop(app: Flask) -> None:
-    extension = app.extensions["scheduler_service"]
-    if extension.running:
-        extension.shutdown(wait=True)
-    assert not extension.running
-
-
-def release_connections(app: Flask) -> None:
-    """Close what the scheduler's last, post-shutdown _process_jobs() reopened on SQL and Redis
-    stores (see test_shutdown_does_not_consume_due_runs): an open psycopg connection left to
-    the garbage collector is a ResourceWarning, an error under this project's filterwarnings,
-    raised in whichever test happens to run then."""
-    for store in app.extensions["scheduler_service"].jobstores.values():
-        if hasattr(store, "engine"):
-            store.engine.dispose()
-        elif hasattr(store, "redis"):
-            store.redis.connection_pool.disconnect()
 
 
 @pytest.fixture

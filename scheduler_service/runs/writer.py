@@ -168,7 +168,7 @@ class RunWriter:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every change queued so far is written; False when ``timeout`` passed."""
-        if not self.running or self._queue.empty():
+        if not self.running:  # an empty queue is not enough: a batch may be in flight
             return True
         marker = _Flush()
         self._queue.put(marker)
