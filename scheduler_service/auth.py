@@ -2,11 +2,13 @@
 
 Passwords are kept as werkzeug hashes (scrypt by default). Checking one costs tens of
 milliseconds, so a successful check is cached under an HMAC of the credentials with a key that
-lives only in this process: the cache holds no password, and a wrong password never hits it.
+lives only in this process: the cache holds no password, a wrong password never hits it, and
+changing the users (``Authenticator.set_users``) empties it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -14,11 +16,12 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, request
+from werkzeug.datastructures import Authorization
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .errors import ConfigError, Forbidden, Unauthorized
@@ -48,7 +51,13 @@ class Principal:
 
 
 class Authenticator:
-    """Check HTTP Basic credentials and bearer tokens against hashed secrets."""
+    """Check HTTP Basic credentials and bearer tokens against hashed secrets.
+
+    A successful password check is cached (bounded, least recently used first out) under an
+    HMAC of the credentials; ``set_users`` forgets every entry, and a check that overlapped
+    the change is not cached. Concurrent checks of the same credentials run the password hash
+    once: the others wait for it, then read the cache.
+    """
 
     def __init__(
         self,
@@ -58,12 +67,13 @@ class Authenticator:
         cache_ttl: float,
         cache_size: int,
     ) -> None:
-        self._users = users  # name -> (password hash, role)
+        self._users = dict(users)  # name -> (password hash, role)
         self._tokens = tokens  # sha256 hex of the token -> principal
         self._ttl = cache_ttl
         self._size = cache_size
         self._key = secrets.token_bytes(32)
-        self._cache: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
+        self._cache: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()  # expiry
+        self._checking: dict[bytes, list[Any]] = {}  # digest -> [lock, threads using it]
         self._lock = threading.Lock()
 
     @functools.cached_property
@@ -71,25 +81,69 @@ class Authenticator:
         """A hash checked when the user is unknown, so both cases cost the same."""
         return generate_password_hash(secrets.token_urlsafe(16))
 
-    def check_basic(self, name: str, password: str) -> Principal | None:
-        """Return the principal for these credentials, or None."""
-        digest = hmac.new(self._key, f"{name}\0{password}".encode(), hashlib.sha256).digest()
-        now = time.monotonic()
+    def set_users(self, users: dict[str, tuple[str, str]]) -> None:
+        """Replace the users (name -> (password hash, role)) and forget every cached check."""
+        with self._lock:
+            self._users = dict(users)
+            self._cache.clear()
+
+    def check_basic(self, credentials: str) -> Principal | None:
+        """Return the principal for HTTP Basic credentials (base64 of "name:password"), or
+        None; a cache hit decodes nothing and hashes nothing but an HMAC."""
+        digest = hmac.new(self._key, credentials.encode(), hashlib.sha256).digest()
+        principal = self._cached(digest)
+        if principal is not None:
+            return principal
+        with self._one_check_at_a_time(digest):
+            # Another thread may have verified the same credentials while this one waited.
+            return self._cached(digest) or self._verify(credentials, digest)
+
+    def _cached(self, digest: bytes) -> Principal | None:
         with self._lock:
             hit = self._cache.get(digest)
-            if hit is not None and hit[0] > now:
-                self._cache.move_to_end(digest)
-                return hit[1]
-        password_hash, role = self._users.get(name, (self._dummy_hash, ""))
-        if not check_password_hash(password_hash, password) or not role:
+            if hit is None:
+                return None
+            if hit[0] <= time.monotonic():
+                del self._cache[digest]
+                return None
+            self._cache.move_to_end(digest)
+            return hit[1]
+
+    def _verify(self, credentials: str, digest: bytes) -> Principal | None:
+        auth = Authorization.from_header(f"Basic {credentials}")
+        if auth is None:  # not base64 of UTF-8
             return None
+        name, password = auth.username or "", auth.password or ""
+        user = self._users.get(name)
+        if user is None:
+            check_password_hash(self._dummy_hash, password)  # same cost as a known user
+            return None
+        password_hash, role = user
+        if not check_password_hash(password_hash, password):
+            return None  # never cached: a wrong password is checked every time
         principal = Principal(name=name, role=role, via="basic")
         if self._ttl > 0:
             with self._lock:
-                self._cache[digest] = (now + self._ttl, principal)
-                while len(self._cache) > self._size:
-                    self._cache.popitem(last=False)
+                if self._users.get(name) == user:  # not changed while the hash ran
+                    self._cache[digest] = (time.monotonic() + self._ttl, principal)
+                    while len(self._cache) > self._size:
+                        self._cache.popitem(last=False)
         return principal
+
+    @contextlib.contextmanager
+    def _one_check_at_a_time(self, digest: bytes) -> Iterator[None]:
+        """Hold a lock of these credentials; it lives only while some thread uses it."""
+        with self._lock:
+            entry = self._checking.setdefault(digest, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._checking[digest]
 
     def check_token(self, token: str) -> Principal | None:
         """Return the principal for a bearer token, or None."""
@@ -105,15 +159,14 @@ class Authenticator:
         :raises Unauthorized: no or wrong credentials.
         """
         header = request.headers.get("Authorization", "")
-        if header[:7].lower() == "bearer ":
-            principal = self.check_token(header[7:].strip())
+        scheme, _, credentials = header.partition(" ")
+        scheme = scheme.lower()
+        if scheme == "bearer":
+            principal = self.check_token(credentials.strip())
+        elif scheme == "basic":
+            principal = self.check_basic(credentials.strip(" \t"))
         else:
-            auth = request.authorization
-            principal = (
-                self.check_basic(auth.username or "", auth.password or "")
-                if auth is not None and auth.type == "basic"
-                else None
-            )
+            principal = None
         if principal is None:
             raise Unauthorized("authentication required" if not header else "wrong credentials")
         return principal
@@ -215,10 +268,12 @@ def required_role(view: Callable[..., Any] | None, method: str) -> str:
 
 
 def _check_request() -> None:
-    if request.endpoint in PUBLIC_ENDPOINTS:
+    endpoint = request.endpoint
+    if endpoint in PUBLIC_ENDPOINTS:
         return
-    principal = current_app.extensions[EXTENSION_KEY].authenticate()
-    view = current_app.view_functions.get(request.endpoint or "")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    principal = app.extensions[EXTENSION_KEY].authenticate()
+    view = app.view_functions.get(endpoint or "")
     needed = required_role(view, request.method)
     if not principal.has(needed):
         raise Forbidden(

@@ -26,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from .openapi import describe
 from .scheduler.executors import duplicate_fire
 from .scheduler.ext import ServiceScheduler
+from .scheduler.paging import count_jobs
 from .scheduler.service import store_error
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ bp = Blueprint("metrics", __name__)
 
 
 class _SchedulerCollector:
-    """Read the scheduler's state and the jobs per store at scrape time."""
+    """Read the scheduler's state and the jobs per store at scrape time (counted at the
+    store: a scrape of 10,000 jobs unpickles none)."""
 
     def __init__(self, extension: ServiceScheduler, errors: Counter) -> None:
         self.extension = extension
@@ -78,7 +80,7 @@ class _SchedulerCollector:
         if self.extension.state != 0:
             for alias, store in self.extension.jobstores.items():
                 try:
-                    jobs.add_metric([alias], len(store.get_all_jobs()))
+                    jobs.add_metric([alias], count_jobs(store))
                 except Exception:  # the store is down: counted, and left out of this scrape
                     self.errors.labels("scrape").inc()
         yield jobs

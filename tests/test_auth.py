@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.security import generate_password_hash
 
+from scheduler_service import auth
 from scheduler_service.errors import ConfigError
-from tests.helpers import ADMIN, JOB, OPERATOR, PASSWORDS, VIEWER, basic
+from tests.helpers import ADMIN, JOB, OPERATOR, PASSWORDS, VIEWER, basic, wait_for
 
 
 def test_missing_credentials_are_401_with_challenge(client: FlaskClient) -> None:
@@ -126,6 +130,106 @@ def test_cache_can_be_turned_off(make_app: Callable[..., Flask], monkeypatch) ->
     for _ in range(3):
         client.get("/scheduler/jobs", headers=ADMIN)
     assert len(calls) == 3
+
+
+def _hash(password: str) -> str:
+    return generate_password_hash(password, method="pbkdf2:sha256:1000")
+
+
+def _count_hash_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = auth.check_password_hash
+    monkeypatch.setattr(auth, "check_password_hash", lambda h, p: calls.append(1) or real(h, p))
+    return calls
+
+
+def test_changed_password_stops_working_at_once(app: Flask, monkeypatch) -> None:
+    client = app.test_client()
+    assert client.get("/scheduler/jobs", headers=ADMIN).status_code == 200  # now cached
+    calls = _count_hash_checks(monkeypatch)
+    app.extensions[auth.EXTENSION_KEY].set_users({"admin": (_hash("a-new-pass-42"), "admin")})
+    assert client.get("/scheduler/jobs", headers=ADMIN).status_code == 401
+    assert client.get("/scheduler/jobs", headers=basic("admin", "a-new-pass-42")).status_code == 200
+    assert len(calls) == 2  # the old password was checked again, not served from the cache
+
+
+def test_revoked_user_and_changed_role_take_effect_at_once(app: Flask) -> None:
+    client = app.test_client()
+    assert client.post("/scheduler/pause", headers=OPERATOR).status_code == 204  # cached
+    assert client.get("/scheduler/jobs", headers=VIEWER).status_code == 200  # cached
+    operator_hash = _hash(PASSWORDS["operator"])
+    app.extensions[auth.EXTENSION_KEY].set_users({"operator": (operator_hash, "viewer")})
+    assert client.get("/scheduler/jobs", headers=VIEWER).status_code == 401
+    assert client.post("/scheduler/resume", headers=OPERATOR).status_code == 403
+
+
+def test_password_changed_during_its_check_is_not_cached(app: Flask, monkeypatch) -> None:
+    authenticator = app.extensions[auth.EXTENSION_KEY]
+    real = auth.check_password_hash
+
+    def check_then_change(password_hash: str, password: str) -> bool:
+        ok = real(password_hash, password)
+        authenticator.set_users({"admin": (_hash("a-new-pass-42"), "admin")})
+        return ok
+
+    monkeypatch.setattr(auth, "check_password_hash", check_then_change)
+    client = app.test_client()
+    assert client.get("/scheduler/jobs", headers=ADMIN).status_code == 200  # raced the change
+    monkeypatch.setattr(auth, "check_password_hash", real)
+    assert client.get("/scheduler/jobs", headers=ADMIN).status_code == 401
+
+
+def test_concurrent_checks_of_new_credentials_hash_once(app: Flask, monkeypatch) -> None:
+    authenticator = app.extensions[auth.EXTENSION_KEY]
+    credentials = ADMIN["Authorization"].split(" ", 1)[1]
+    release = threading.Event()
+    calls = []
+    real = auth.check_password_hash
+
+    def slow_check(password_hash: str, password: str) -> bool:
+        calls.append(1)
+        assert release.wait(10)
+        return real(password_hash, password)
+
+    monkeypatch.setattr(auth, "check_password_hash", slow_check)
+    with ThreadPoolExecutor(4) as pool:
+        checks = [pool.submit(authenticator.check_basic, credentials) for _ in range(4)]
+        # All four are in: one hashing, three queued behind it on these credentials' lock.
+        wait_for(
+            lambda: sum(entry[1] for entry in authenticator._checking.values()) == 4,
+            what="four checks of the same credentials under way",
+        )
+        release.set()
+        names = [check.result(timeout=10).name for check in checks]
+    assert names == ["admin"] * 4
+    assert len(calls) == 1
+    assert authenticator._checking == {}  # the per-credentials lock is gone with its users
+
+
+def test_cache_is_bounded_least_recently_used_first(
+    make_app: Callable[..., Flask], monkeypatch
+) -> None:
+    client = make_app(SCHEDULER_AUTH_CACHE_SIZE=2).test_client()
+    calls = _count_hash_checks(monkeypatch)
+    for headers in (ADMIN, OPERATOR, VIEWER):  # admin drops out when viewer comes in
+        assert client.get("/scheduler/jobs", headers=headers).status_code == 200
+    assert len(calls) == 3
+    assert client.get("/scheduler/jobs", headers=VIEWER).status_code == 200
+    assert len(calls) == 3
+    assert client.get("/scheduler/jobs", headers=ADMIN).status_code == 200
+    assert len(calls) == 4
+
+
+def test_known_user_is_checked_without_the_dummy_hash(app: Flask, monkeypatch) -> None:
+    made = []
+    real = auth.generate_password_hash
+    monkeypatch.setattr(auth, "generate_password_hash", lambda p: made.append(1) or real(p))
+    client = app.test_client()
+    assert client.get("/scheduler/jobs", headers=ADMIN).status_code == 200
+    assert made == []  # a known user's first check runs one hash, not two
+    for _ in range(2):
+        assert client.get("/scheduler/jobs", headers=basic("nobody", "x")).status_code == 401
+    assert len(made) == 1  # an unknown user is checked against one dummy hash, made once
 
 
 def test_plain_admin_password_is_hashed_and_dropped(make_app: Callable[..., Flask]) -> None:

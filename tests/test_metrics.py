@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -71,3 +72,31 @@ def test_state_and_jobs_per_store(make_app: Callable[..., Flask]) -> None:
     client.post("/scheduler/resume", headers=OPERATOR)
     samples = scrape(client)
     assert samples[("scheduler_state", ())] == 1 and samples[("scheduler_firing", ())] == 1
+
+
+def test_jobs_per_store_are_counted_at_the_store(app: Flask, monkeypatch) -> None:
+    """A scrape counts jobs with the store's own count (SQL COUNT here): it unpickles none."""
+    client = app.test_client()
+    for job_id in ("a", "b", "c"):
+        add(client, job_id, "jobs.examples:print_test", ["x"])
+    client.post("/scheduler/jobs/b/pause", headers=OPERATOR)  # paused jobs count too
+    store = app.extensions["scheduler_service"].scheduler._lookup_jobstore("default")
+
+    def unpickle_all(*_: object) -> list:
+        raise AssertionError("a scrape read every job")
+
+    monkeypatch.setattr(store, "get_all_jobs", unpickle_all)
+    monkeypatch.setattr(store, "_reconstitute_job", unpickle_all)
+    samples = scrape(client)
+    assert samples[("scheduler_jobs", (("jobstore", "default"),))] == 3
+    assert samples.get(("scheduler_store_errors_total", (("kind", "scrape"),)), 0) == 0
+
+
+@pytest.mark.services
+def test_jobs_per_store_on_every_backend(store_app: Callable[..., Flask]) -> None:
+    client = store_app().test_client()
+    for job_id in ("a", "b", "c"):
+        add(client, job_id, "jobs.examples:print_test", ["x"])
+    client.post("/scheduler/jobs/b/pause", headers=OPERATOR)
+    client.delete("/scheduler/jobs/c", headers=ADMIN)
+    assert scrape(client)[("scheduler_jobs", (("jobstore", "default"),))] == 2

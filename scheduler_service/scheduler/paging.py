@@ -67,6 +67,13 @@ def pager(store: Any) -> StorePager | None:
     return None
 
 
+def count_jobs(store: Any) -> int:
+    """How many jobs ``store`` holds: counted at the store where it can (nothing unpickled),
+    else by reading them all."""
+    fast = pager(store)
+    return fast.total(None) if fast is not None else len(store.get_all_jobs())
+
+
 def _memory(store: Any) -> StorePager:
     def split() -> tuple[list[Job], list[Job]]:
         jobs = [job for job, _ in store._jobs]  # sorted; paused (no run time) at the end

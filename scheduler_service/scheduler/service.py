@@ -179,17 +179,21 @@ class JobService:
         spec = parse_spec(data, self.context)
         options = resolve_job(spec, self.context, now=self._now())
         self._require_running()
+        store = options.get("jobstore", "default")
         with store_errors():
-            existing = self.scheduler.get_job(spec.id)
-            store = options.get("jobstore", "default")
-            if existing is not None and (
-                not spec.replace_existing or existing._jobstore_alias != store
-            ):
-                raise Conflict(f"Job {spec.id} already exists.")
+            # With one store, its own unique id is the check: no read before the write.
+            if len(self.context.jobstores) > 1:
+                self._check_id_elsewhere(spec.id, store)
             try:
                 return self.scheduler.add_job(**options, replace_existing=spec.replace_existing)
-            except ConflictingIdError:  # added by someone else in between
+            except ConflictingIdError:
                 raise Conflict(f"Job {spec.id} already exists.") from None
+
+    def _check_id_elsewhere(self, job_id: str, store: str) -> None:
+        """Refuse an id that another of several stores holds (a store checks only its own)."""
+        for alias in self.context.jobstores:
+            if alias != store and self.scheduler.get_job(job_id, alias) is not None:
+                raise Conflict(f"Job {job_id} already exists.")
 
     def modify_job(self, job_id: str, patch: Any) -> Job:
         """Apply a partial change, validated whole against the merged job, in one store write.
@@ -252,16 +256,19 @@ class JobService:
         return self.get_job(job_id)
 
     def remove_job(self, job_id: str) -> None:
-        """Remove a job.
+        """Remove a job, with one store call per store until one holds it.
 
         :raises NotFound: no job has this id.
         """
-        job = self.get_job(job_id)
+        self._require_running()
         with store_errors():
-            try:
-                self.scheduler.remove_job(job_id, job._jobstore_alias)
-            except JobLookupError:
-                raise NotFound(f"Job {job_id} not found") from None
+            for alias in self.context.jobstores:
+                try:
+                    self.scheduler.remove_job(job_id, alias)
+                    return
+                except JobLookupError:
+                    continue
+        raise NotFound(f"Job {job_id} not found")
 
     def run_job(self, job_id: str) -> list[int]:
         """Submit one run of the job to its executor now, outside the request thread.
