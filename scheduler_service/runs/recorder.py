@@ -150,9 +150,9 @@ def claim_many(
     if not rows:
         return [[] for _ in fires]
     try:
-        ids = list(
-            db.session.scalars(insert(Run).returning(Run.id, sort_by_parameter_order=True), rows)
-        )
+        table = Run.__table__  # a Core INSERT: the ORM's bulk path costs twice the CPU
+        returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        ids = list(db.session.scalars(returning, rows))
         db.session.commit()
     except IntegrityError:
         db.session.rollback()  # a split brain: sort out who won, job by job

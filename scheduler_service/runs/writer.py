@@ -22,6 +22,7 @@ import atexit
 import logging
 import queue
 import threading
+import time
 import weakref
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 WRITER_KEY = "scheduler_service.run_writer"
 CAPACITY = 10_000  # changes waiting at most; a job thread waits for room beyond it
 BATCH = 1_000  # changes written in one transaction at most
+GATHER = 0.05  # seconds a batch may wait for more changes before it is written
 
 
 class RunChange(NamedTuple):
@@ -118,8 +120,11 @@ def _stop_all() -> None:
 class RunWriter:
     """Writes queued run changes in a thread of its own, in order, in batches."""
 
-    def __init__(self, app: Flask, *, capacity: int = CAPACITY, batch: int = BATCH) -> None:
+    def __init__(
+        self, app: Flask, *, capacity: int = CAPACITY, batch: int = BATCH, gather: float = GATHER
+    ) -> None:
         self.app = app
+        self.gather = gather
         self.capacity = capacity
         self.batch = batch
         # A SimpleQueue takes no Python-level lock on put: 20 job threads finishing at once
@@ -197,9 +202,18 @@ class RunWriter:
     def _run(self) -> None:
         while True:
             items = [self._queue.get()]
-            while len(items) < self.batch:
+            # Gather for a moment before writing (group commit): in a burst, one transaction
+            # takes many changes, and the writer does not contend with the jobs for the GIL
+            # change by change. A flush or a stop is written at once.
+            deadline = time.monotonic() + self.gather
+            while len(items) < self.batch and items[-1] is not _STOP:
+                if isinstance(items[-1], _Flush):
+                    break
+                left = deadline - time.monotonic()
                 try:
-                    items.append(self._queue.get_nowait())
+                    items.append(
+                        self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+                    )
                 except queue.Empty:
                     break
             changes = [item for item in items if isinstance(item, RunChange)]
