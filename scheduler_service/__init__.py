@@ -50,19 +50,24 @@ def _tune_sqlite(engine: Any) -> None:
 
 def upgrade_database(app: Flask) -> None:
     """Bring the service database to the newest schema (Alembic upgrade to every head); one
-    process at a time, so replicas may start at once (see migrate_lock).
+    process at a time, so replicas may start at once (see migrate_lock). A database already
+    there is left alone, without loading Alembic.
 
     :raises ConfigError: the database cannot be reached or refuses the change.
     """
-    import flask_migrate
     from sqlalchemy.exc import OperationalError
 
     from .extensions import db
-    from .migrate_lock import MigrationLockTimeout, file_lock
+    from .migrate_lock import MigrationLockTimeout, at_head, file_lock
 
     with app.app_context():
         url = db.engine.url
         try:
+            with db.engine.connect() as connection:
+                if at_head(connection):
+                    return
+            import flask_migrate
+
             with file_lock(url):  # SQLite; env.py locks the other databases
                 flask_migrate.upgrade(revision="heads")
         except OperationalError as exc:  # unreachable, or refused us: one line, no password

@@ -1,5 +1,13 @@
-"""One migration at a time across processes: replicas that start at once on a fresh database
-must not all find "no version" and all create the tables.
+"""Migrations at start-up: none when the database is already at the head revisions, else one
+at a time across processes (replicas that start at once on a fresh database must not all find
+"no version" and all create the tables).
+
+``at_head`` compares the ``alembic_version`` table with the heads of the migration scripts, read
+from their source: a start on an up-to-date database (the usual one) takes no lock and does not
+load Alembic. In any other state the process takes the lock and runs Alembic, which reads the
+version again under it. A migration still running elsewhere never looks finished: the version
+row changes in the migration's own transaction (PostgreSQL, SQLite), or after the DDL it
+stamps (MySQL, one migration at a time).
 
 - PostgreSQL: a transaction-level advisory lock, taken inside the migration transaction (DDL is
   transactional there): the next process reads the current revision once the first commits.
@@ -10,13 +18,19 @@ must not all find "no version" and all create the tables.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
+import functools
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection
+
+VERSIONS = Path(__file__).parent / "migrations" / "versions"
+VERSION_TABLE = "alembic_version"  # Alembic's default; env.py does not change it
 
 PG_LOCK_KEY = 0x7363_6865_646D_6967  # b"schedmig": a fixed 64-bit key
 MYSQL_LOCK_NAME = "scheduler_service_migrate"
@@ -71,3 +85,62 @@ def file_lock(url: URL) -> Iterator[None]:
     with open(f"{database}.migrate.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released on close, or when the process dies
         yield
+
+
+@functools.cache
+def script_heads(versions: Path = VERSIONS) -> frozenset[str] | None:
+    """Return the head revisions of the migration scripts in ``versions``, as Alembic's
+    ``ScriptDirectory.get_heads()`` would, from the scripts' ``revision`` and ``down_revision``
+    assignments (parsed, not imported: importing them imports Alembic); None if a script does
+    not spell them as literals (then Alembic has to read it)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in versions.glob("*.py"):
+        if path.name.startswith(("__init__", ".#")):  # files Alembic skips too
+            continue
+        values = _literal_assignments(path.read_text())
+        revision, down = values.get("revision"), values.get("down_revision", ...)
+        if isinstance(down, str):
+            down = (down,)
+        if not isinstance(revision, str) or not isinstance(down, tuple | list | None):
+            return None
+        revisions.add(revision)
+        parents.update(down or ())
+    return frozenset(revisions - parents)
+
+
+def _literal_assignments(source: str) -> dict[str, Any]:
+    """Return the module-level ``name = <literal>`` (or ``name: T = <literal>``) of ``source``."""
+    values: dict[str, Any] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name):
+            with contextlib.suppress(ValueError):
+                values[target.id] = ast.literal_eval(value)
+    return values
+
+
+def at_head(connection: Connection) -> bool:
+    """Whether the database stands at the scripts' head revisions: nothing to migrate.
+
+    :raises sqlalchemy.exc.OperationalError: the database cannot be reached.
+    """
+    from sqlalchemy import column, inspect, select, table
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+    versions = table(VERSION_TABLE, column("version_num"))
+    try:
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return False
+        current = set(connection.execute(select(versions.c.version_num)).scalars())
+    except OperationalError:
+        raise
+    except SQLAlchemyError:  # e.g. no right to read it: let Alembic meet and report it
+        return False
+    heads = script_heads()
+    return bool(heads) and current == heads

@@ -15,12 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..dbtypes import UTCDateTime, utcnow
 from ..extensions import db
-
-NAME_LENGTH = 80
-TITLE_LENGTH = 200
-CONTENT_LENGTH = 100_000  # characters; MEDIUMTEXT on MariaDB, whose TEXT holds only 64 KiB
-MAX_AGE = 150
-MAX_ID = 2**31 - 1  # ids are 32-bit integers on every backend
+from .limits import MAX_AGE, NAME_LENGTH, TITLE_LENGTH
 
 
 def iso(value: datetime) -> str:

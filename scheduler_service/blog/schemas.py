@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from ..openapi import partial_model
-from .models import CONTENT_LENGTH, MAX_AGE, MAX_ID, NAME_LENGTH, TITLE_LENGTH
+from .limits import CONTENT_LENGTH, MAX_AGE, MAX_ID, NAME_LENGTH, TITLE_LENGTH
 
 MAX_TAGS = 50
 PAGE_SIZE = 20

@@ -20,7 +20,8 @@ from sqlalchemy.orm import selectinload
 
 from ..errors import Conflict, NotFound, Unprocessable, ValidationFailed, validation_errors
 from ..extensions import db
-from .models import MAX_ID, Blog, Tag, User, post_tags, utcnow
+from .limits import MAX_ID
+from .models import Blog, Tag, User, post_tags, utcnow
 from .schemas import MAX_PAGE_SIZE, PAGE_SIZE, BlogIn, TagIn, UserIn
 
 T = TypeVar("T")

@@ -9,7 +9,11 @@ import logging
 from alembic import context
 from flask import current_app
 
+# Every mapped table in the metadata, for autogenerate: the service itself imports the blog's
+# models only when a blog request comes.
+from scheduler_service.blog import models as _blog_models  # noqa: F401
 from scheduler_service.migrate_lock import migration_lock
+from scheduler_service.runs import models as _runs_models  # noqa: F401
 
 config = context.config
 logger = logging.getLogger("alembic.env")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import tomllib
+from collections import deque
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from ..errors import ConfigError, ServiceError, Unprocessable
 from .specs import JobContext, JobSpec, parse_spec, resolve_job
@@ -51,23 +53,50 @@ def _describe(error: ServiceError) -> str:
     return error.message
 
 
-def load_declared_jobs(config: dict[str, Any], context: JobContext) -> list[JobSpec]:
+class DeclaredJobs(Sequence[JobSpec]):
+    """The validated declared jobs, kept for the life of the service (every start of the
+    scheduler upserts them) in a compact form: each as the fields its declaration set, a few
+    hundred bytes, not as a JobSpec of forty-odd fields, a few KB. A job read back is its
+    JobSpec again, rebuilt from those fields (pydantic's validator, a few microseconds, is
+    faster at it than ``model_construct``)."""
+
+    def __init__(self) -> None:
+        self._fields: list[dict[str, Any]] = []
+
+    def append(self, spec: JobSpec) -> None:
+        self._fields.append({name: getattr(spec, name) for name in spec.model_fields_set})
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    @overload
+    def __getitem__(self, index: int) -> JobSpec: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[JobSpec]: ...
+    def __getitem__(self, index: int | slice) -> JobSpec | list[JobSpec]:
+        if isinstance(index, slice):
+            return [JobSpec.model_validate(fields) for fields in self._fields[index]]
+        return JobSpec.model_validate(self._fields[index])
+
+
+def load_declared_jobs(config: dict[str, Any], context: JobContext) -> DeclaredJobs:
     """Validate every declared job; skip date jobs whose moment has passed.
 
     :raises ConfigError: naming the job and the field at fault.
     """
-    declared = list(config["SCHEDULER_JOBS"])
-    source = {id(job): "SCHEDULER_JOBS" for job in declared}
+    declared = deque(("SCHEDULER_JOBS", job) for job in config["SCHEDULER_JOBS"])
     if config["SCHEDULER_JOBS_FILE"]:
-        from_file = read_jobs_file(config["SCHEDULER_JOBS_FILE"])
-        source.update({id(job): config["SCHEDULER_JOBS_FILE"] for job in from_file})
-        declared += from_file
-    specs: dict[str, JobSpec] = {}
+        path = config["SCHEDULER_JOBS_FILE"]
+        declared.extend((path, job) for job in read_jobs_file(path))
+    seen: set[str] = set()
+    specs = DeclaredJobs()
     now = datetime.now(context.timezone)
-    for index, job in enumerate(declared):
+    for index in range(len(declared)):
+        # Consumed as validated: a long file's parsed form is not kept beside its specs.
+        source, job = declared.popleft()
         name = job.get("id") if isinstance(job, dict) else None
-        where = f"{source[id(job)]}: job {name!r}" if name else f"{source[id(job)]}: job #{index}"
-        if name in specs:
+        where = f"{source}: job {name!r}" if name else f"{source}: job #{index}"
+        if isinstance(name, str) and name in seen:  # an id of another type fails validation
             raise ConfigError(f"{where}: declared twice")
         try:
             spec = parse_spec(job, context)
@@ -79,5 +108,6 @@ def load_declared_jobs(config: dict[str, Any], context: JobContext) -> list[JobS
             raise ConfigError(f"{where}: {_describe(exc)}") from None
         except ServiceError as exc:
             raise ConfigError(f"{where}: {_describe(exc)}") from None
-        specs[spec.id] = spec
-    return list(specs.values())
+        seen.add(spec.id)
+        specs.append(spec)
+    return specs

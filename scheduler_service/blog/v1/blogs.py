@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, url_for
 from ...api.request import json_object, query_args
 from ...auth import require_role
 from ...openapi import describe
-from .. import service
+from .. import load_service
 from ..schemas import BlogIn, BlogOut, BlogPatch, BlogQuery
 
 bp = Blueprint("blogs", __name__, url_prefix="/blogs")
@@ -25,7 +25,7 @@ bp = Blueprint("blogs", __name__, url_prefix="/blogs")
     errors=(409, 422),
 )
 def create_blog() -> tuple[Response, int, dict[str, str]]:
-    blog = service.create_blog(body=json_object())
+    blog = load_service().create_blog(body=json_object())
     return jsonify(blog.to_dict()), 201, {"Location": url_for(".get_blog", blog_id=blog.id)}
 
 
@@ -33,7 +33,7 @@ def create_blog() -> tuple[Response, int, dict[str, str]]:
 @describe("List blogs", query=BlogQuery, response=list[BlogOut], paged=True)
 def list_blogs() -> tuple[Response, int, dict[str, str]]:
     query = query_args(BlogQuery)
-    page = service.list_blogs(
+    page = load_service().list_blogs(
         author_id=query.author_id, tag=query.tag, limit=query.limit, offset=query.offset
     )
     return jsonify([blog.to_dict() for blog in page.items]), 200, {"X-Total-Count": str(page.total)}
@@ -42,14 +42,14 @@ def list_blogs() -> tuple[Response, int, dict[str, str]]:
 @bp.get("/<int:blog_id>")
 @describe("Get a blog", response=BlogOut)
 def get_blog(blog_id: int) -> Response:
-    return jsonify(service.get_blog(blog_id=blog_id).to_dict())
+    return jsonify(load_service().get_blog(blog_id=blog_id).to_dict())
 
 
 @bp.put("/<int:blog_id>")
 @require_role("operator")
 @describe("Replace a blog", body=BlogIn, response=BlogOut, errors=(409, 422))
 def replace_blog(blog_id: int) -> Response:
-    blog = service.update_blog(blog_id=blog_id, body=json_object(), partial=False)
+    blog = load_service().update_blog(blog_id=blog_id, body=json_object(), partial=False)
     return jsonify(blog.to_dict())
 
 
@@ -63,7 +63,7 @@ def replace_blog(blog_id: int) -> Response:
     errors=(409, 422),
 )
 def patch_blog(blog_id: int) -> Response:
-    blog = service.update_blog(blog_id=blog_id, body=json_object(), partial=True)
+    blog = load_service().update_blog(blog_id=blog_id, body=json_object(), partial=True)
     return jsonify(blog.to_dict())
 
 
@@ -71,5 +71,5 @@ def patch_blog(blog_id: int) -> Response:
 @require_role("operator")
 @describe("Delete a blog", description="Its tags stay.", status=204)
 def delete_blog(blog_id: int) -> Response:
-    service.delete_blog(blog_id=blog_id)
+    load_service().delete_blog(blog_id=blog_id)
     return Response(status=204)

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, url_for
 from ...api.request import json_object, query_args
 from ...auth import require_role
 from ...openapi import describe
-from .. import service
+from .. import load_service
 from ..schemas import DeleteUserQuery, UserIn, UserOut, UserPatch, UserQuery
 
 bp = Blueprint("users", __name__, url_prefix="/users")
@@ -17,7 +17,7 @@ bp = Blueprint("users", __name__, url_prefix="/users")
 @require_role("operator")
 @describe("Create a user", body=UserIn, response=UserOut, status=201, errors=(409,))
 def create_user() -> tuple[Response, int, dict[str, str]]:
-    user = service.create_user(body=json_object())
+    user = load_service().create_user(body=json_object())
     return jsonify(user.to_dict()), 201, {"Location": url_for(".get_user", user_id=user.id)}
 
 
@@ -25,21 +25,21 @@ def create_user() -> tuple[Response, int, dict[str, str]]:
 @describe("List users", query=UserQuery, response=list[UserOut], paged=True)
 def list_users() -> tuple[Response, int, dict[str, str]]:
     query = query_args(UserQuery)
-    page = service.list_users(name=query.name, limit=query.limit, offset=query.offset)
+    page = load_service().list_users(name=query.name, limit=query.limit, offset=query.offset)
     return jsonify([user.to_dict() for user in page.items]), 200, {"X-Total-Count": str(page.total)}
 
 
 @bp.get("/<int:user_id>")
 @describe("Get a user", response=UserOut)
 def get_user(user_id: int) -> Response:
-    return jsonify(service.get_user(user_id=user_id).to_dict())
+    return jsonify(load_service().get_user(user_id=user_id).to_dict())
 
 
 @bp.put("/<int:user_id>")
 @require_role("operator")
 @describe("Replace a user", body=UserIn, response=UserOut, errors=(409,))
 def replace_user(user_id: int) -> Response:
-    user = service.update_user(user_id=user_id, body=json_object(), partial=False)
+    user = load_service().update_user(user_id=user_id, body=json_object(), partial=False)
     return jsonify(user.to_dict())
 
 
@@ -53,7 +53,7 @@ def replace_user(user_id: int) -> Response:
     errors=(409,),
 )
 def patch_user(user_id: int) -> Response:
-    user = service.update_user(user_id=user_id, body=json_object(), partial=True)
+    user = load_service().update_user(user_id=user_id, body=json_object(), partial=True)
     return jsonify(user.to_dict())
 
 
@@ -61,5 +61,5 @@ def patch_user(user_id: int) -> Response:
 @require_role("operator")
 @describe("Delete a user", query=DeleteUserQuery, status=204, errors=(409,))
 def delete_user(user_id: int) -> Response:
-    service.delete_user(user_id=user_id, cascade=query_args(DeleteUserQuery).cascade)
+    load_service().delete_user(user_id=user_id, cascade=query_args(DeleteUserQuery).cascade)
     return Response(status=204)
