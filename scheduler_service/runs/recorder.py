@@ -101,35 +101,8 @@ def record_submitted(
 
 def claim_fires(*, job: Any, run_times: Sequence[datetime]) -> list[tuple[datetime, int | None]]:
     """Claim each scheduled fire of ``job`` for this process and record its first attempt;
-    return the (run time, run id) of the fires claimed here.
-
-    A fire another process claimed already (two replicas firing in a split brain) is
-    recorded ``skipped_duplicate`` and left out. When the database cannot be written, every
-    fire is returned unclaimed, with no run id: it runs rather than being lost.
-    """
-    now = utcnow()
-
-    def claimed(run_time: datetime) -> Run:
-        run = _new_run(job, run_time, trigger="schedule", state="submitted", attempt=1, now=now)
-        run.claim = True
-        return run
-
-    try:
-        return list(zip(run_times, _insert([claimed(t) for t in run_times]), strict=True))
-    except IntegrityError:
-        db.session.rollback()  # one of them at least was claimed: claim one at a time
-    except Exception:
-        db.session.rollback()
-        log.exception("could not claim the fire of job %s: running it unclaimed", job.id)
-        return [(t, None) for t in run_times]
-    won: list[tuple[datetime, int | None]] = []
-    for run_time in run_times:
-        try:
-            won.append((run_time, _insert([claimed(run_time)])[0]))
-        except IntegrityError:
-            db.session.rollback()
-            _record_duplicate(job, run_time, now)
-    return won
+    return the (run time, run id) of the fires claimed here (``claim_many`` for one job)."""
+    return claim_many([(job, run_times)])[0]
 
 
 def claim_many(
@@ -138,8 +111,11 @@ def claim_many(
     """Claim the fires of many jobs at once: one multi-row INSERT for a whole wake-up.
 
     ``fires`` holds (job, run times) pairs; the result holds, for each pair in order, the
-    (run time, run id) of the fires claimed here, as ``claim_fires`` returns them. When one
-    of them was claimed elsewhere already, each job's fires are claimed on their own.
+    (run time, run id) of the fires claimed here. A fire another process claimed already
+    (two replicas firing in a split brain) is recorded ``skipped_duplicate`` and left out:
+    then every fire is claimed on its own, to sort out who won. When the database cannot
+    be written, every fire is returned unclaimed, with no run id: it runs rather than
+    being lost.
     """
     now = utcnow()
     rows = [
@@ -155,8 +131,8 @@ def claim_many(
         ids = list(db.session.scalars(returning, rows))
         db.session.commit()
     except IntegrityError:
-        db.session.rollback()  # a split brain: sort out who won, job by job
-        return [claim_fires(job=job, run_times=run_times) for job, run_times in fires]
+        db.session.rollback()
+        return [_claim_each(job, run_times, now) for job, run_times in fires]
     except Exception:
         db.session.rollback()
         log.exception("could not claim the fires of %d jobs: running them unclaimed", len(fires))
@@ -167,6 +143,26 @@ def claim_many(
         claimed.append(list(zip(run_times, ids[position : position + len(run_times)], strict=True)))
         position += len(run_times)
     return claimed
+
+
+def _claim_each(
+    job: Any, run_times: Sequence[datetime], now: datetime
+) -> list[tuple[datetime, int | None]]:
+    """Claim one fire at a time; record the ones claimed elsewhere as skipped_duplicate."""
+    won: list[tuple[datetime, int | None]] = []
+    for run_time in run_times:
+        run = _new_run(job, run_time, trigger="schedule", state="submitted", attempt=1, now=now)
+        run.claim = True
+        try:
+            won.append((run_time, _insert([run])[0]))
+        except IntegrityError:
+            db.session.rollback()
+            _record_duplicate(job, run_time, now)
+        except Exception:
+            db.session.rollback()
+            log.exception("could not claim the fire of job %s: running it unclaimed", job.id)
+            won.append((run_time, None))
+    return won
 
 
 def _record_duplicate(job: Any, run_time: datetime, now: datetime) -> None:

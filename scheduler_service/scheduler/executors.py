@@ -29,7 +29,6 @@ from apscheduler.executors.pool import ProcessPoolExecutor, ThreadPoolExecutor
 from blinker import Namespace
 
 from ..runs.recorder import (
-    claim_fires,
     claim_many,
     record_lost,
     record_skipped,
@@ -146,13 +145,7 @@ class _RecordingPool:
 
     def _claim(self, job: Job, run_times: list[datetime]) -> list[tuple[datetime, int | None]]:
         """Claim each scheduled fire (exactly once across replicas); return those won."""
-        if self.app is None:
-            return [(t, None) for t in run_times]
-        with self.app.app_context():
-            claimed = claim_fires(job=job, run_times=run_times)
-        if len(claimed) < len(run_times):
-            duplicate_fire.send(self.app, job_id=job.id, count=len(run_times) - len(claimed))
-        return claimed
+        return self.claim_many([(job, run_times)])[0]
 
     def claim_many(
         self, fires: list[tuple[Job, list[datetime]]]
