@@ -80,8 +80,7 @@ class FencedScheduler(BackgroundScheduler):
                     due_jobs = jobstore.get_due_jobs(now)
                 except Exception as exc:
                     self._logger.warning("Error getting due jobs from job store %r: %s", alias, exc)
-                    retry = now + timedelta(seconds=self.jobstore_retry_interval)
-                    next_wakeup = retry if next_wakeup is None else min(next_wakeup, retry)
+                    next_wakeup = self._retry_by(now, next_wakeup)
                     continue
                 fires = self._prepare(due_jobs, alias, now)
                 if fires and not self.may_fire():  # deposed: leave them to the new leader
@@ -96,8 +95,7 @@ class FencedScheduler(BackgroundScheduler):
                         alias,
                         exc,
                     )
-                    retry = now + timedelta(seconds=self.jobstore_retry_interval)
-                    next_wakeup = retry if next_wakeup is None else min(next_wakeup, retry)
+                    next_wakeup = self._retry_by(now, next_wakeup)
                     continue
                 store_next = jobstore.get_next_run_time()
                 if store_next is not None and (next_wakeup is None or store_next < next_wakeup):
@@ -105,6 +103,11 @@ class FencedScheduler(BackgroundScheduler):
         for event in events:
             self._dispatch_event(event)
         return self._wait_seconds(next_wakeup)
+
+    def _retry_by(self, now: datetime, next_wakeup: datetime | None) -> datetime:
+        """The next wake-up once a store has failed: at most jobstore_retry_interval away."""
+        retry = now + timedelta(seconds=self.jobstore_retry_interval)
+        return retry if next_wakeup is None else min(next_wakeup, retry)
 
     def _prepare(self, due_jobs: list[Job], alias: str, now: datetime) -> list[_Fire]:
         """Phase one, without side effects but for jobs with an unknown executor: what each
