@@ -63,12 +63,14 @@ def upgrade_database(app: Flask) -> None:
     with app.app_context():
         url = db.engine.url
         try:
-            with db.engine.connect() as connection:
-                if at_head(connection):
-                    return
-            import flask_migrate
+            # SQLite: the check too, or it meets another process's migration mid-way
+            # ("database is locked"); env.py locks the other databases.
+            with file_lock(url):
+                with db.engine.connect() as connection:
+                    if at_head(connection):
+                        return
+                import flask_migrate
 
-            with file_lock(url):  # SQLite; env.py locks the other databases
                 flask_migrate.upgrade(revision="heads")
         except OperationalError as exc:  # unreachable, or refused us: one line, no password
             cause = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
