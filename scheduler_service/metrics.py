@@ -114,6 +114,7 @@ class ServiceMetrics:
             "scheduler_store_errors", "Failed job store calls", ["kind"], registry=self.registry
         )
         self.registry.register(_SchedulerCollector(extension, self.store_errors))
+        self._children: dict[tuple[Any, ...], Any] = {}
 
     def on_event(self, event: Any) -> None:
         """Count a run outcome (an APScheduler listener; never raises)."""
@@ -123,11 +124,20 @@ class ServiceMetrics:
         if getattr(event, "timed_out", False):
             outcome = "timed_out"
         runs = len(getattr(event, "scheduled_run_times", None) or [None])
-        self.runs.labels(event.job_id, outcome).inc(runs)
+        self._child(self.runs, event.job_id, outcome).inc(runs)
         if getattr(event, "duration", None) is not None:
-            self.duration.labels(outcome).observe(event.duration)
+            self._child(self.duration, outcome).observe(event.duration)
         if getattr(event, "lateness", None) is not None:
             self.lateness.observe(max(event.lateness, 0.0))
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: ``labels`` takes the metric's lock and
+        checks the values at every call, from twenty job threads at once in a burst."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def on_duplicate(self, sender: Any, job_id: str, count: int, **_: Any) -> None:
         self.runs.labels(job_id, "skipped_duplicate").inc(count)

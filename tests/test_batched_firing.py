@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_REMOVED
@@ -288,6 +289,20 @@ def test_claim_many_claims_every_fire_in_order(claims_app: Flask) -> None:
         assert [[when for when, _ in won] for won in claimed] == [times for _, times in fires]
         ids = [run_id for won in claimed for _, run_id in won]
         assert None not in ids and len(set(ids)) == 60
+        rows = assert_claims_recorded(fires, claimed)
+        assert len(rows) == 60
+
+
+def test_claim_many_matches_each_id_to_its_fire_whatever_the_timezone(claims_app: Flask) -> None:
+    # the database returns the ids in no promised order, with its times in UTC; the fires
+    # come with the scheduler's timezone
+    paris = ZoneInfo("Europe/Paris")
+    jobs = [stand_in_job(f"tz{i:02d}") for i in range(30)]
+    seconds = [(FIRST + i * MINUTE / 60).astimezone(paris) for i in range(30)]
+    fires = [(job, [seconds[i], THIRD]) for i, job in enumerate(jobs)]
+    with claims_app.app_context():
+        claimed = claim_many(fires)
+        assert [[when for when, _ in won] for won in claimed] == [times for _, times in fires]
         rows = assert_claims_recorded(fires, claimed)
         assert len(rows) == 60
 

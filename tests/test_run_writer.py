@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 
 import pytest
 from flask import Flask
+from sqlalchemy import event
 
 from scheduler_service.extensions import db
 from scheduler_service.runs.models import Run
 from scheduler_service.runs.recorder import record_submitted
-from scheduler_service.runs.writer import RunChange, RunWriter
+from scheduler_service.runs.writer import RunChange, RunWriter, write_changes
 from tests.helpers import stand_in_job, wait_for
 
 NOW = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
@@ -30,6 +31,10 @@ def finished(run_id: int, state: str = "succeeded") -> RunChange:
 
 def missed(run_id: int) -> RunChange:
     return RunChange(run_id, ("submitted",), {"state": "missed", "finished_at": NOW})
+
+
+def timed_out(run_id: int) -> RunChange:
+    return RunChange(run_id, ("submitted", "running"), {"state": "timed_out", "error": "late"})
 
 
 class Gate:
@@ -232,3 +237,63 @@ def test_a_full_queue_makes_the_producer_wait_and_drops_nothing(
     assert gate.written == ids  # each once, in order
     assert states(app, ids) == ["running"] * 6
     assert writer.failed == 0
+
+
+def statements_of(app: Flask, changes: list[RunChange]) -> list[tuple[str, int]]:
+    """Write ``changes`` in one go; return each UPDATE sent, as (kind of run, rows)."""
+    sent: list[tuple[str, int]] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.startswith("UPDATE"):
+            sent.append((statement, len(parameters) if executemany else 1))
+
+    with app.app_context():
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            assert write_changes(changes) == 0
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+    return sent
+
+
+def test_a_burst_of_starts_and_finishes_is_written_as_one_update_a_kind(
+    app: Flask, runs: Callable[[int], list[int]]
+) -> None:
+    ids = runs(60)
+    ok, failed = ids[:40], ids[40:]
+    # as a burst queues them: each run's start, and its finish soon after
+    changes = [c for run_id in ok for c in (started(run_id), finished(run_id))]
+    changes += [c for run_id in failed for c in (started(run_id), finished(run_id, "failed"))]
+    sent = statements_of(app, changes)
+    # one start-and-finish row a run, all of one kind: a single executemany of 60 rows
+    assert [rows for _, rows in sent] == [60]
+    assert states(app, ids) == ["succeeded"] * 40 + ["failed"] * 20
+    with app.app_context():
+        rows = db.session.execute(db.select(Run.started_at, Run.finished_at).where(Run.id.in_(ids)))
+        assert all(started_at == NOW and finished_at == NOW for started_at, finished_at in rows)
+
+
+def test_merged_changes_keep_what_each_one_alone_would_do(
+    app: Flask, runs: Callable[[int], list[int]]
+) -> None:
+    late, gone, plain, missed_first = runs(4)
+    with app.app_context():
+        assert write_changes([missed(gone)]) == 0  # no start can apply to it any more
+    changes = [
+        *(started(late), timed_out(late), finished(late)),  # the finish comes after the verdict
+        *(started(gone), finished(gone)),  # neither applies: it stays missed
+        started(plain),
+        *(missed(missed_first), started(missed_first)),  # a start after a miss does nothing
+    ]
+    sent = statements_of(app, changes)
+    assert states(app, [late, gone, plain, missed_first]) == [
+        "timed_out",
+        "missed",
+        "running",
+        "missed",
+    ]
+    with app.app_context():
+        row = db.session.get(Run, late)
+        assert (row.started_at, row.error) == (NOW, "late")  # the start and the verdict both
+    assert sum(rows for _, rows in sent) < len(changes)  # some were merged

@@ -35,6 +35,8 @@ RESULT_LIMIT = 10_000  # characters of a JSON-encoded return value
 
 def encode_result(value: Any, *, limit: int = RESULT_LIMIT) -> tuple[str, bool]:
     """Encode a return value as JSON (repr() for what JSON cannot hold), cut at ``limit``."""
+    if value is None:  # most jobs return nothing
+        return "null", False
     text = json.dumps(value, default=repr)
     if len(text) > limit:
         return text[:limit], True

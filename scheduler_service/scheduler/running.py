@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
 _child_app: Flask | None = None  # the job-only app of a child process
+_logger = logging.getLogger("apscheduler.executors.default")
 
 # A child's job-only app needs no stores or executors (they may not even pickle), and its
 # settings are already merged from the config file.
@@ -85,20 +86,17 @@ def _wants_cancel(func: Any) -> bool:
         return _takes_cancel(func)
 
 
-def _call_kwargs(job: Job, cancel: threading.Event) -> dict[str, Any]:
+def _call_kwargs(job: Job, cancel: threading.Event | None) -> dict[str, Any]:
     """The job's kwargs, plus ``cancel`` when the function takes it and it is not given."""
-    if _wants_cancel(job.func) and "cancel" not in job.kwargs:
+    if cancel is not None and _wants_cancel(job.func) and "cancel" not in job.kwargs:
         return {**job.kwargs, "cancel": cancel}
     return job.kwargs
 
 
 def _watchdog(
-    job: Job, run_id: int | None, started: datetime, cancel: threading.Event
-) -> threading.Timer | None:
+    run_id: int | None, started: datetime, cancel: threading.Event, timeout: float
+) -> threading.Timer:
     """In a thread, a run past its timeout is recorded timed_out and told by ``cancel``."""
-    timeout = policy_of(job.trigger).timeout
-    if timeout is None:
-        return None
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def expire() -> None:
@@ -113,11 +111,11 @@ def _watchdog(
     return timer
 
 
-def _missed(job: Job, run_time: datetime, attempt: int) -> bool:
+def _missed(job: Job, run_time: datetime, attempt: int, now: datetime) -> bool:
     return (
         attempt == 1
         and job.misfire_grace_time is not None
-        and (utcnow() - run_time > timedelta(seconds=job.misfire_grace_time))
+        and (now - run_time > timedelta(seconds=job.misfire_grace_time))
     )
 
 
@@ -132,9 +130,9 @@ def run_one(
 ) -> JobExecutionEvent:
     """Run the job once for ``run_time``, recording the run; return APScheduler's event,
     with ``run_id``, ``attempt``, ``duration``, ``lateness`` and ``timed_out`` attached."""
-    logger = logging.getLogger("apscheduler.executors.default")
-    if _missed(job, run_time, attempt):
-        logger.warning('Run time of job "%s" was missed by %s', job, utcnow() - run_time)
+    started = utcnow()
+    if _missed(job, run_time, attempt, started):
+        _logger.warning('Run time of job "%s" was missed by %s', job, started - run_time)
         record_finished(
             run_id,
             state="missed",
@@ -143,17 +141,22 @@ def run_one(
         )
         event = JobExecutionEvent(EVENT_JOB_MISSED, job.id, jobstore_alias, run_time)
     else:
-        started = utcnow()
-        cancel = threading.Event()
-        timer = _watchdog(job, run_id, started, cancel) if in_thread else None
+        # The cancel event and the watchdog only for the runs that use them: a burst of
+        # 1,000 runs shares the GIL, and every microsecond a run spends here counts.
+        timeout = policy_of(job.trigger).timeout if in_thread else None
+        cancel = timer = None
+        if timeout is not None or _wants_cancel(job.func):
+            cancel = threading.Event()
+            if timeout is not None:
+                timer = _watchdog(run_id, started, cancel, timeout)
         try:
-            event = _call(job, jobstore_alias, run_time, run_id, started, cancel, logger)
+            event = _call(job, jobstore_alias, run_time, run_id, started, cancel)
         finally:
             if timer is not None:
                 timer.cancel()
         event.duration = (utcnow() - started).total_seconds()  # type: ignore[attr-defined]
         event.lateness = (started - run_time).total_seconds()  # type: ignore[attr-defined]
-        event.timed_out = cancel.is_set()  # type: ignore[attr-defined]
+        event.timed_out = cancel is not None and cancel.is_set()  # type: ignore[attr-defined]
     event.run_id = run_id  # type: ignore[attr-defined]
     event.attempt = attempt  # type: ignore[attr-defined]
     return event
@@ -165,20 +168,19 @@ def _call(
     run_time: datetime,
     run_id: int | None,
     started: datetime,
-    cancel: threading.Event,
-    logger: logging.Logger,
+    cancel: threading.Event | None,
 ) -> JobExecutionEvent:
     record_started(run_id, started_at=started)
     # DEBUG, where APScheduler says INFO: the run history holds both facts, and two lines a
     # run through one locked stream make 1,000 jobs due at once start late.
-    logger.debug('Running job "%s" (scheduled at %s)', job, run_time)
+    _logger.debug('Running job "%s" (scheduled at %s)', job, run_time)
     with capture_logs() as captured:
         try:
             value = job.func(*job.args, **_call_kwargs(job, cancel))
         except BaseException:
             exc, tb = sys.exc_info()[1:]
             formatted = "".join(traceback.format_tb(tb))
-            logger.exception('Job "%s" raised an exception', job)
+            _logger.exception('Job "%s" raised an exception', job)
             log_text, log_cut = captured.text()
             record_finished(
                 run_id,
@@ -198,7 +200,7 @@ def _call(
                 exception=exc,
                 traceback=formatted,
             )
-    logger.debug('Job "%s" executed successfully', job)
+    _logger.debug('Job "%s" executed successfully', job)
     result, result_cut = encode_result(value)
     log_text, log_cut = captured.text()
     record_finished(
@@ -210,7 +212,7 @@ def _call(
         log=log_text,
         log_truncated=log_cut,
     )
-    if cancel.is_set():  # it ended, but after its timeout: the run stays timed_out
+    if cancel is not None and cancel.is_set():  # it ended after its timeout: it stays timed_out
         return JobExecutionEvent(
             EVENT_JOB_ERROR,
             job.id,
