@@ -82,20 +82,28 @@ def _parameters(change: RunChange) -> dict[str, Any]:
     return row
 
 
+def _follows(first: RunChange, then: RunChange) -> bool:
+    """Whether ``then`` applies from the state ``first`` sets, and from no state but that
+    one and ``first``'s sources."""
+    state = first.values.get("state")
+    return state in then.from_states and set(then.from_states) <= {*first.from_states, state}
+
+
 def _merged(changes: list[RunChange]) -> list[RunChange]:
     """``changes`` with each run's consecutive changes made one where the second applies
     from the state the first sets (a start and its finish): one row to write, not two.
 
     Written in one transaction, "set A if the state is in A's sources, then B if it is in
-    B's" and "set A and B if the state is in A's sources" differ only for a row already in
-    A's target state, which nothing but A itself sets (a run is marked running only by
+    B's" and "set A and B if the state is in A's sources" differ only for a row in one of
+    B's sources that is not one of A's. Changes are merged only when that can be nothing
+    but A's target state, which no one but A itself sets (a run is marked running only by
     its own start).
     """
     last: dict[int, int] = {}  # run id -> index in out of its latest change
     out: list[RunChange] = []
     for change in changes:
         i = last.get(change.run_id)
-        if i is not None and out[i].values.get("state") in change.from_states:
+        if i is not None and _follows(out[i], change):
             first = out[i]
             out[i] = RunChange(change.run_id, first.from_states, {**first.values, **change.values})
             continue
