@@ -16,20 +16,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from apscheduler.events import (
-    EVENT_JOB_ADDED,
-    EVENT_JOB_ERROR,
-    EVENT_JOB_EXECUTED,
-    EVENT_JOB_MAX_INSTANCES,
-    EVENT_JOB_MISSED,
-    EVENT_JOB_MODIFIED,
-    EVENT_JOB_REMOVED,
-)
+from apscheduler.events import EVENT_JOB_ADDED, EVENT_JOB_MODIFIED, EVENT_JOB_REMOVED
 from flask import Blueprint, Flask, Response, current_app, request
 from pydantic import BaseModel, ConfigDict
 
 from .api.request import query_args
 from .errors import ServiceUnavailable
+from .firing.lifecycle import RunEvent
 from .openapi import describe
 from .scheduler.ext import ServiceScheduler
 
@@ -42,10 +35,6 @@ _KINDS = {
     EVENT_JOB_ADDED: "job.added",
     EVENT_JOB_MODIFIED: "job.modified",
     EVENT_JOB_REMOVED: "job.removed",
-    EVENT_JOB_EXECUTED: "run.succeeded",
-    EVENT_JOB_ERROR: "run.failed",
-    EVENT_JOB_MISSED: "run.missed",
-    EVENT_JOB_MAX_INSTANCES: "run.skipped",
 }
 
 bp = Blueprint("events", __name__)
@@ -131,30 +120,36 @@ class EventHub:
         return [(f"{self.boot}-{n}", kind, data) for n, kind, data in new]
 
     def on_scheduler_event(self, event: Any) -> None:
-        """Publish an APScheduler event (a listener; never raises)."""
+        """Publish a job event of APScheduler's (a listener; never raises)."""
         kind = _KINDS.get(event.code)
-        if kind is None:
-            return
-        data: dict[str, Any] = {"job_id": event.job_id, "jobstore": event.jobstore}
-        for name in (
-            "run_id",
-            "attempt",
-            "duration",
-            "timed_out",
-            "scheduled_run_time",
-            "scheduled_run_times",
-        ):
-            if getattr(event, name, None) is not None:
+        if kind is not None:
+            self.publish(kind, {"job_id": event.job_id, "jobstore": event.jobstore})
+
+    def on_run(self, event: RunEvent) -> None:
+        """Publish a run event of the lifecycle's: ``run.<state>`` (a timed-out run is
+        ``run.failed`` with ``timed_out``, as before the state existed)."""
+        data: dict[str, Any] = {
+            "job_id": event.job_id,
+            "run_id": event.run_id,
+            "attempt": event.attempt,
+            "trigger": event.trigger,
+            "scheduled_run_time": event.scheduled_run_time,
+        }
+        for name in ("jobstore", "duration", "error"):
+            if getattr(event, name) is not None:
                 data[name] = getattr(event, name)
-        if getattr(event, "exception", None) is not None:
-            data["error"] = f"{type(event.exception).__name__}: {event.exception}"
-        self.publish(kind, data)
+        state = event.state
+        if state == "timed_out":
+            state, data["timed_out"] = "failed", True
+        self.publish(f"run.{state}", data)
 
 
 def init_events(app: Flask, extension: ServiceScheduler) -> EventHub:
     """Publish ``app``'s job and run events; serve them at <prefix>/events."""
     hub = EventHub()
     extension.add_listener(hub.on_scheduler_event, sum(_KINDS))
+    if extension.lifecycle is not None:
+        extension.lifecycle.subscribe(hub.on_run)
     app.extensions[EXTENSION_KEY] = hub
     return hub
 

@@ -1,5 +1,9 @@
 """Prometheus metrics at /metrics: runs by job and outcome, run duration, fire lateness, jobs
-per store, scheduler state, store errors. One registry per app (create_app may run often)."""
+per store, scheduler state, store errors. One registry per app (create_app may run often).
+
+Run figures come from the run lifecycle's events (firing/lifecycle.py). Lateness measures
+the first attempt of a scheduled fire only; retries and manual runs have their own series
+(the start minus when they fell due), so that a retry's backoff is not counted as lateness."""
 
 from __future__ import annotations
 
@@ -7,12 +11,6 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from apscheduler.events import (
-    EVENT_JOB_ERROR,
-    EVENT_JOB_EXECUTED,
-    EVENT_JOB_MAX_INSTANCES,
-    EVENT_JOB_MISSED,
-)
 from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,8 +21,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from .firing.lifecycle import RunEvent
 from .openapi import describe
-from .scheduler.executors import duplicate_fire
 from .scheduler.ext import ServiceScheduler
 from .scheduler.paging import count_jobs
 from .scheduler.service import store_error
@@ -32,12 +30,10 @@ from .scheduler.service import store_error
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "scheduler_service.metrics"
-OUTCOMES = {
-    EVENT_JOB_EXECUTED: "succeeded",
-    EVENT_JOB_ERROR: "failed",
-    EVENT_JOB_MISSED: "missed",
-    EVENT_JOB_MAX_INSTANCES: "skipped",
-}
+# Run states that count as an outcome (pending and submitted are not).
+OUTCOMES = frozenset(
+    ("succeeded", "failed", "timed_out", "missed", "skipped", "skipped_duplicate", "coalesced")
+)
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600)
 
 bp = Blueprint("metrics", __name__)
@@ -106,7 +102,14 @@ class ServiceMetrics:
         )
         self.lateness = Histogram(
             "scheduler_run_lateness_seconds",
-            "Start of a run minus its scheduled time",
+            "Start of a scheduled fire's first attempt minus its scheduled time",
+            buckets=_SECONDS,
+            registry=self.registry,
+        )
+        self.start_delay = Histogram(
+            "scheduler_run_start_delay_seconds",
+            "Start of a retry or manual run minus when it fell due",
+            ["trigger"],
             buckets=_SECONDS,
             registry=self.registry,
         )
@@ -116,19 +119,20 @@ class ServiceMetrics:
         self.registry.register(_SchedulerCollector(extension, self.store_errors))
         self._children: dict[tuple[Any, ...], Any] = {}
 
-    def on_event(self, event: Any) -> None:
-        """Count a run outcome (an APScheduler listener; never raises)."""
-        outcome = OUTCOMES.get(event.code)
-        if outcome is None:
+    def on_run(self, event: RunEvent) -> None:
+        """Count a run outcome (a lifecycle subscriber)."""
+        if event.state not in OUTCOMES or event.job_id.startswith("__"):
             return
-        if getattr(event, "timed_out", False):
-            outcome = "timed_out"
-        runs = len(getattr(event, "scheduled_run_times", None) or [None])
-        self._child(self.runs, event.job_id, outcome).inc(runs)
-        if getattr(event, "duration", None) is not None:
-            self._child(self.duration, outcome).observe(event.duration)
-        if getattr(event, "lateness", None) is not None:
-            self.lateness.observe(max(event.lateness, 0.0))
+        self._child(self.runs, event.job_id, event.state).inc()
+        if event.duration is not None:
+            self._child(self.duration, event.state).observe(event.duration)
+        if event.lateness is not None:
+            late = max(event.lateness, 0.0)
+            if event.first_scheduled:
+                self.lateness.observe(late)
+            else:
+                kind = "retry" if event.attempt > 1 else "manual"
+                self._child(self.start_delay, kind).observe(late)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, remembered: ``labels`` takes the metric's lock and
@@ -139,9 +143,6 @@ class ServiceMetrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def on_duplicate(self, sender: Any, job_id: str, count: int, **_: Any) -> None:
-        self.runs.labels(job_id, "skipped_duplicate").inc(count)
-
     def on_store_error(self, sender: Any, kind: str = "api", **_: Any) -> None:
         self.store_errors.labels(kind).inc()
 
@@ -149,9 +150,9 @@ class ServiceMetrics:
 def init_metrics(app: Flask, extension: ServiceScheduler) -> None:
     """Attach metrics to ``app``'s scheduler and serve them at /metrics."""
     metrics = ServiceMetrics(extension)
-    extension.add_listener(metrics.on_event, sum(OUTCOMES))
+    if extension.lifecycle is not None:
+        extension.lifecycle.subscribe(metrics.on_run)
     store_error.connect(metrics.on_store_error, sender=app, weak=False)
-    duplicate_fire.connect(metrics.on_duplicate, sender=app, weak=False)
     app.extensions[EXTENSION_KEY] = metrics
     app.register_blueprint(bp)
 

@@ -73,6 +73,11 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULER_COORDINATION_RECHECK": 5.0,
     # This process's name in GET /scheduler and the run history; None: host:pid:random.
     "SCHEDULER_REPLICA_ID": None,
+    # Seconds between two heartbeats of this process in the service database; a process
+    # silent for SCHEDULER_HEARTBEAT_TIMEOUT is dead: the leader closes its open runs as
+    # `unknown` (SPEC §6). Keep the timeout well above the interval and any clock skew.
+    "SCHEDULER_HEARTBEAT_INTERVAL": 5.0,
+    "SCHEDULER_HEARTBEAT_TIMEOUT": 30.0,
     # -- run history -------------------------------------------------------------------------
     # Keep finished runs this many days (0: forever), and at most this many per job (0: all).
     "SCHEDULER_RUNS_MAX_AGE_DAYS": 30.0,
@@ -155,6 +160,8 @@ class _Typed(BaseModel):
     SCHEDULER_COORDINATION_NAME: str = Field(min_length=1, max_length=100)
     SCHEDULER_COORDINATION_RECHECK: float = Field(gt=0)
     SCHEDULER_REPLICA_ID: str | None = Field(default=None, min_length=1, max_length=200)
+    SCHEDULER_HEARTBEAT_INTERVAL: float = Field(gt=0, le=3600)
+    SCHEDULER_HEARTBEAT_TIMEOUT: float = Field(gt=0, le=86400)
 
     @field_validator("SCHEDULER_API_PREFIX")
     @classmethod
@@ -267,4 +274,9 @@ def load_settings(
         raise ConfigError(_format_error(exc)) from None
     # The coerced values ("no" -> False), as fresh copies: APScheduler pops keys from its dicts.
     settings.update(typed.model_dump())
+    if settings["SCHEDULER_HEARTBEAT_TIMEOUT"] < 2 * settings["SCHEDULER_HEARTBEAT_INTERVAL"]:
+        raise ConfigError(
+            "SCHEDULER_HEARTBEAT_TIMEOUT: must be at least twice SCHEDULER_HEARTBEAT_INTERVAL "
+            "(a live process may miss one beat)"
+        )
     return settings

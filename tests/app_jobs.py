@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 from flask import current_app
 
@@ -29,3 +30,33 @@ def wait_at_gate(name: str) -> str:
     """Block until the test opens gate ``name`` (30 s at most); thread executor only."""
     GATES.setdefault(name, threading.Event()).wait(30)
     return name
+
+
+def _append_line(path: str, text: str) -> None:
+    """Append ``text`` and a newline in one write() on O_APPEND: lines never interleave."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{text}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def sleep_then_record(path: str, value: str, seconds: float) -> str:
+    """Sleep ``seconds`` (the run's work), then append the line "<value>" to ``path``."""
+    time.sleep(seconds)
+    _append_line(path, value)
+    return value
+
+
+def record_at_gate(gate: str, path: str, value: str, fail: bool = False) -> str:
+    """Wait (60 s at most) until the file ``gate`` exists, append "<value>" to ``path``, then
+    return, or raise RuntimeError(value) when ``fail``; works in any executor and process."""
+    deadline = time.monotonic() + 60
+    while not os.path.exists(gate):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the gate file {gate} never appeared")
+        time.sleep(0.02)
+    _append_line(path, value)
+    if fail:
+        raise RuntimeError(value)
+    return value

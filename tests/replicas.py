@@ -194,3 +194,57 @@ def check_fires(
     # Each recorded success wrote its line first; each line belongs to a claim.
     assert len(succeeded) <= len(after) and len(before) <= len(claiming), (job_id, runs)
     return claiming
+
+
+# -- issue 14: the fire ledger, the cluster view, single runs ---------------------------------
+
+
+def utc(text: str) -> datetime:
+    """A timestamp of the API (ISO 8601 with an offset) as an aware datetime."""
+    return datetime.fromisoformat(text)
+
+
+def fires(
+    server: Server,
+    job_id: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Every page of ``job_id``'s fire ledger (GET /scheduler/jobs/<id>/fires), newest first."""
+    from urllib.parse import urlencode
+
+    items: list[dict[str, Any]] = []
+    while True:
+        query: dict[str, Any] = {"limit": 1000, "offset": len(items)}
+        if since is not None:
+            query["since"] = since.isoformat()
+        if until is not None:
+            query["until"] = until.isoformat()
+        answer = server.request("GET", f"/scheduler/jobs/{job_id}/fires?{urlencode(query)}")
+        assert answer.status == 200, answer.body
+        page = answer.json()
+        items.extend(page)
+        if not page or len(items) >= int(answer.headers["X-Total-Count"]):
+            return items
+
+
+def cluster_view(server: Server) -> dict[str, Any]:
+    """GET /scheduler/cluster: the pause flag, the leader and every replica's heartbeat row."""
+    answer = server.request("GET", "/scheduler/cluster")
+    assert answer.status == 200, answer.body
+    return answer.json()
+
+
+def run_record(server: Server, run_id: int) -> dict[str, Any]:
+    """GET /scheduler/runs/<id>."""
+    answer = server.request("GET", f"/scheduler/runs/{run_id}")
+    assert answer.status == 200, (run_id, answer.body)
+    return answer.json()
+
+
+def stderr_tails(cluster: Cluster, lines: int = 40) -> str:
+    """The last ``lines`` lines of every replica's stderr, for a failure's message."""
+    return "\n".join(
+        f"--- {s.stderr_path.name} (pid {s.pid}):\n" + "\n".join(s.stderr().splitlines()[-lines:])
+        for s in cluster.servers
+    )

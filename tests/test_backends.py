@@ -372,7 +372,7 @@ def test_build_executor(spec: dict, cls: type, workers: int) -> None:
     executor = build_executor("default", spec)
     try:
         assert isinstance(executor, cls)
-        assert type(executor).__module__ == "scheduler_service.scheduler.executors"
+        assert type(executor).__module__ == "scheduler_service.firing.executors"
         assert executor._pool._max_workers == workers
         assert spec == before  # ProcessPoolExecutor fills pool_kwargs: it got a copy
     finally:

@@ -24,11 +24,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from scheduler_service.extensions import db
+from scheduler_service.firing.loop import FencedScheduler
+from scheduler_service.firing.writeback import write_back
 from scheduler_service.runs.models import FINAL_STATES, Run
-from scheduler_service.runs.recorder import claim_many
+from scheduler_service.runs.recorder import Fire, claim_many
 from scheduler_service.scheduler.backends import build_jobstore
-from scheduler_service.scheduler.loop import FencedScheduler
-from scheduler_service.scheduler.writeback import write_back
 from tests.app_jobs import GATES
 from tests.helpers import ADMIN, OPERATOR, stand_in_job, wait_for
 from tests.live_stores import Live, stop
@@ -269,11 +269,11 @@ def claimed_row(job_id: str, when: datetime) -> Run:
 def assert_claims_recorded(fires: list, claimed: list) -> dict[int, Run]:
     """Each returned id is the claimed, submitted row of its own (job, time)."""
     rows = {run.id: run for run in db.session.scalars(db.select(Run))}
-    for (job, _), won in zip(fires, claimed, strict=True):
+    for fire, won in zip(fires, claimed, strict=True):
         for when, run_id in won:
             row = rows[run_id]
             assert (row.job_id, row.scheduled_run_time, row.state, row.claim) == (
-                job.id,
+                fire.job.id,
                 when,
                 "submitted",
                 True,
@@ -283,10 +283,10 @@ def assert_claims_recorded(fires: list, claimed: list) -> dict[int, Run]:
 
 def test_claim_many_claims_every_fire_in_order(claims_app: Flask) -> None:
     jobs = [stand_in_job(f"job{i:02d}") for i in range(40)]
-    fires = [(job, [FIRST, SECOND] if i % 2 else [THIRD]) for i, job in enumerate(jobs)]
+    fires = [Fire(job, [FIRST, SECOND] if i % 2 else [THIRD]) for i, job in enumerate(jobs)]
     with claims_app.app_context():
         claimed = claim_many(fires)
-        assert [[when for when, _ in won] for won in claimed] == [times for _, times in fires]
+        assert [[when for when, _ in won] for won in claimed] == [f.run_times for f in fires]
         ids = [run_id for won in claimed for _, run_id in won]
         assert None not in ids and len(set(ids)) == 60
         rows = assert_claims_recorded(fires, claimed)
@@ -299,10 +299,10 @@ def test_claim_many_matches_each_id_to_its_fire_whatever_the_timezone(claims_app
     paris = ZoneInfo("Europe/Paris")
     jobs = [stand_in_job(f"tz{i:02d}") for i in range(30)]
     seconds = [(FIRST + i * MINUTE / 60).astimezone(paris) for i in range(30)]
-    fires = [(job, [seconds[i], THIRD]) for i, job in enumerate(jobs)]
+    fires = [Fire(job, [seconds[i], THIRD]) for i, job in enumerate(jobs)]
     with claims_app.app_context():
         claimed = claim_many(fires)
-        assert [[when for when, _ in won] for won in claimed] == [times for _, times in fires]
+        assert [[when for when, _ in won] for won in claimed] == [f.run_times for f in fires]
         rows = assert_claims_recorded(fires, claimed)
         assert len(rows) == 60
 
@@ -311,7 +311,7 @@ def test_claim_many_skips_a_fire_claimed_elsewhere_and_claims_the_rest(
     claims_app: Flask,
 ) -> None:
     a, b, c = stand_in_job("a"), stand_in_job("b"), stand_in_job("c")
-    fires = [(a, [FIRST, SECOND]), (b, [FIRST, SECOND]), (c, [THIRD])]
+    fires = [Fire(a, [FIRST, SECOND]), Fire(b, [FIRST, SECOND]), Fire(c, [THIRD])]
     with claims_app.app_context():
         taken = claimed_row("b", FIRST)
         db.session.add(taken)
@@ -326,9 +326,36 @@ def test_claim_many_skips_a_fire_claimed_elsewhere_and_claims_the_rest(
         rows = assert_claims_recorded(fires, claimed)
         duplicates = [run for run in rows.values() if run.state == "skipped_duplicate"]
         assert [(run.job_id, run.scheduled_run_time) for run in duplicates] == [("b", FIRST)]
-        assert duplicates[0].error.startswith(f"claimed by run {taken_id} (host elsewhere")
+        assert duplicates[0].error.startswith(f"claimed by run {taken_id} (replica elsewhere")
         assert duplicates[0].claim is None and duplicates[0].finished_at is not None
         assert len(rows) == 1 + 4 + 1
+
+
+def test_claim_many_records_the_coalesced_instants_of_a_fire(claims_app: Flask) -> None:
+    # a job due at FIRST, SECOND and THIRD, coalesced: one run for THIRD, two ledger rows
+    # pointing at it; the instants before the replica began firing are flagged no_leader
+    job, other = stand_in_job("co"), stand_in_job("plain")
+    fires = [Fire(job, [THIRD], [FIRST, SECOND], firing_since=SECOND), Fire(other, [SECOND])]
+    with claims_app.app_context():
+        claimed = claim_many(fires)
+        run_id = claimed[0][0][1]
+        rows = db.session.scalars(db.select(Run).where(Run.job_id == "co")).all()
+        by_time = {row.scheduled_run_time: row for row in rows}
+        assert {t: r.state for t, r in by_time.items()} == {
+            FIRST: "coalesced",
+            SECOND: "coalesced",
+            THIRD: "submitted",
+        }
+        assert by_time[FIRST].coalesced_into == by_time[SECOND].coalesced_into == run_id
+        assert [by_time[t].no_leader for t in (FIRST, SECOND, THIRD)] == [True, False, False]
+        assert all(r.claim for r in rows) and by_time[FIRST].finished_at is not None
+        # a second replica finds every instant claimed: nothing won, nothing coalesced again
+        again = claim_many([Fire(job, [THIRD], [FIRST, SECOND])])
+        assert again == [[]]
+        states = sorted(
+            r.state for r in db.session.scalars(db.select(Run).where(Run.job_id == "co"))
+        )
+        assert states == ["coalesced", "coalesced", "skipped_duplicate", "submitted"]
 
 
 # -- a claimed fire that max_instances refuses ----------------------------------------------

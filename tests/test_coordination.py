@@ -18,7 +18,7 @@ from scheduler_service.coordination import LeaderElection, build_backend
 from scheduler_service.errors import ConfigError
 from scheduler_service.extensions import db
 from scheduler_service.runs.models import Run
-from scheduler_service.runs.recorder import claim_fires
+from scheduler_service.runs.recorder import Fire, claim_many
 from tests.blog_fixtures import dispose, fresh_database
 from tests.helpers import ADMIN, service_url, wait_for
 from tests.replicas import COORDINATION, drop_group
@@ -126,10 +126,10 @@ def test_a_fire_is_claimed_once_and_a_second_claim_is_a_recorded_duplicate(
         datetime(2026, 1, 2, 3, 0, 0, 250_000, tzinfo=UTC),
     )
     with claims_app.app_context():
-        won = claim_fires(job=_Job, run_times=[first])
+        won = claim_many([Fire(_Job, [first])])[0]
         assert [t for t, _ in won] == [first] and won[0][1] is not None
         # A second replica fires the same time, plus one not claimed yet.
-        again = claim_fires(job=_Job, run_times=[first, second])
+        again = claim_many([Fire(_Job, [first, second])])[0]
         assert [t for t, _ in again] == [second]
         runs = db.session.scalars(db.select(Run).order_by(Run.id)).all()
         assert [(r.state, r.scheduled_run_time) for r in runs] == [
@@ -139,13 +139,13 @@ def test_a_fire_is_claimed_once_and_a_second_claim_is_a_recorded_duplicate(
         ]
         assert runs[1].error.startswith(f"claimed by run {runs[0].id} ")
         assert runs[1].finished_at is not None
-        assert claim_fires(job=_Job, run_times=[second]) == []
+        assert claim_many([Fire(_Job, [second])])[0] == []
 
 
 def test_a_duplicate_is_counted_in_the_metrics(app: Flask) -> None:
     when = datetime(2026, 1, 1, tzinfo=UTC)
     with app.app_context():
-        claim_fires(job=_Job, run_times=[when])
+        claim_many([Fire(_Job, [when])])[0]
     executor = app.extensions["scheduler_service"].scheduler._lookup_executor("default")
     assert executor.submit_job(_FakeJob(), [when]) == []  # claimed above: not run
     families = {

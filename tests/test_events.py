@@ -50,21 +50,24 @@ def test_job_and_run_events_stream_in_order(client: FlaskClient) -> None:
     response = client.get("/scheduler/events", headers=VIEWER, buffered=False)
     assert response.status_code == 200
     assert response.mimetype == "text/event-stream"
-    events = events_of(response, 7)
+    events = events_of(response, 9)
     response.close()
     assert [(e["event"], e["data"]["job_id"]) for e in events] == [
         ("job.added", "e"),
+        ("run.pending", "e"),
         ("run.submitted", "e"),
         ("run.succeeded", "e"),
         ("job.added", "f"),
+        ("run.pending", "f"),
         ("run.submitted", "f"),
         ("run.failed", "f"),
         ("job.removed", "e"),
     ]
-    assert events[1]["data"]["run_id"] == events[2]["data"]["run_id"]
-    assert "T" in events[2]["data"]["scheduled_run_time"]  # ISO 8601
-    assert events[5]["data"]["error"] == "RuntimeError: x"  # fail(message) got args ["x"]
-    run = client.get(f"/scheduler/runs/{events[2]['data']['run_id']}", headers=VIEWER)
+    assert events[1]["data"]["run_id"] == events[2]["data"]["run_id"] == events[3]["data"]["run_id"]
+    assert events[1]["data"]["trigger"] == "manual"
+    assert "T" in events[3]["data"]["scheduled_run_time"]  # ISO 8601
+    assert events[7]["data"]["error"] == "RuntimeError: x"  # fail(message) got args ["x"]
+    run = client.get(f"/scheduler/runs/{events[3]['data']['run_id']}", headers=VIEWER)
     assert run.get_json()["state"] == "succeeded"
 
 

@@ -165,7 +165,7 @@ def test_bad_wait_is_400_and_runs_nothing(client: FlaskClient) -> None:
     assert runs_of(client, "w") == []
 
 
-def test_runs_of_a_dead_process_are_abandoned_at_start_up(
+def test_runs_an_older_release_left_open_are_unknown_at_start_up(
     make_app: Callable[..., Flask],
 ) -> None:
     app = make_app()
@@ -180,7 +180,7 @@ def test_runs_of_a_dead_process_are_abandoned_at_start_up(
     from scheduler_service.extensions import db
     from scheduler_service.runs.models import Run
 
-    with app.app_context():  # a run that a crashed process left running
+    with app.app_context():  # a run that a crashed process of an older release left running
         run = Run(
             job_id="crash",
             trigger="schedule",
@@ -198,7 +198,8 @@ def test_runs_of_a_dead_process_are_abandoned_at_start_up(
     app.extensions["scheduler_service"].shutdown()
     restarted = make_app().test_client()
     record = restarted.get(f"/scheduler/runs/{run_id}", headers=VIEWER).get_json()
-    assert record["state"] == "abandoned" and record["finished_at"] is not None
+    assert record["state"] == "unknown" and record["finished_at"] is not None
+    assert "outcome was not recorded" in record["error"]
 
 
 def test_the_default_database_takes_concurrent_writers(app: Flask) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from scheduler_service.scheduler.pool import WorkerPool
+from scheduler_service.firing.pool import WorkerPool
 
 
 @pytest.fixture

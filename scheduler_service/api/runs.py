@@ -9,10 +9,11 @@ from flask import Blueprint, Response, current_app, jsonify
 from ..auth import require_role
 from ..errors import BadRequest, NotFound
 from ..openapi import describe
+from ..runs.ledger import list_fires
 from ..runs.service import get_run, list_runs, wait_for_outcome
 from ..scheduler.ext import get_job_service
 from .request import check_at_most, query_args
-from .schemas import AllRunsQuery, RunListQuery, RunNowQuery, RunOut, RunUnrecorded
+from .schemas import AllRunsQuery, FireListQuery, FireOut, RunListQuery, RunNowQuery, RunOut
 
 bp = Blueprint("runs", __name__)
 
@@ -73,21 +74,46 @@ def get_one_run(run_id: int) -> Response:
     return jsonify(get_run(run_id).to_dict())
 
 
+@bp.get("/jobs/<job_id>/fires")
+@describe(
+    "List the fire ledger of a job",
+    description="Every due instant of the job, newest first, and what became of it: run "
+    "(`run_id`, its `state`, later `attempts`), coalesced into another run, missed, skipped "
+    "(max_instances) or skipped_duplicate (claimed by another replica). `no_leader` marks an "
+    "instant that fell due before the deciding replica began firing.",
+    query=FireListQuery,
+    response=list[FireOut],
+    paged=True,
+)
+def list_job_fires(job_id: str) -> Response:
+    query = query_args(FireListQuery)
+    check_at_most("limit", query.limit, current_app.config["SCHEDULER_MAX_PAGE_SIZE"])
+    fires, total = list_fires(
+        job_id,
+        since=_utc("since", query.since),
+        until=_utc("until", query.until),
+        limit=query.limit,
+        offset=query.offset,
+    )
+    response = jsonify(fires)
+    response.headers["X-Total-Count"] = str(total)
+    return response
+
+
 @bp.post("/jobs/<job_id>/run")
 @require_role("operator")
 @describe(
     "Run a job now",
-    description="Submits one run to the job's executor; `?wait=N` waits up to N seconds for "
-    "its outcome.",
+    description="Records a pending manual run for the firing leader, which submits it to "
+    "the job's executor at once (also while the scheduler is paused); `?wait=N` waits up to "
+    "N seconds for its outcome. 409 when the job already has `max_instances` runs open.",
     query=RunNowQuery,
-    response=RunOut | RunUnrecorded,
+    response=RunOut,
     status=202,
     errors=(409, 503),
 )
 def run_job(job_id: str) -> tuple[Response, int]:
     wait = query_args(RunNowQuery).wait
-    run_ids = get_job_service().run_job(job_id)
-    if not run_ids:  # the run went to the executor but could not be recorded
-        return jsonify({"job_id": job_id, "state": "submitted", "id": None}), 202
-    run = wait_for_outcome(run_ids[0], timeout=wait) if wait else get_run(run_ids[0])
+    run_id = get_job_service().run_job(job_id)
+    run = wait_for_outcome(run_id, timeout=wait) if wait else get_run(run_id)
     return jsonify(run.to_dict()), 202

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from apscheduler.schedulers.base import STATE_STOPPED
 from flask import Blueprint, Response, current_app, jsonify
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..auth import require_role
-from ..errors import Conflict, ValidationFailed, validation_errors
+from ..errors import Conflict, ServiceUnavailable, ValidationFailed, validation_errors
 from ..openapi import describe
 from ..scheduler.callables import list_tasks
 from ..scheduler.ext import get_scheduler, scheduler_info, start_scheduler
 from .request import json_object
-from .schemas import SchedulerInfo, ShutdownBody, Task
+from .schemas import ClusterOut, SchedulerInfo, ShutdownBody, Task
 
 bp = Blueprint("scheduler", __name__)
 
@@ -26,6 +29,30 @@ def _require_started() -> None:
 @describe("Scheduler info", response=SchedulerInfo)
 def get_scheduler_info() -> Response:
     return jsonify(scheduler_info(get_scheduler()))
+
+
+@bp.get("/cluster")
+@describe(
+    "List the replicas",
+    description="Every process sharing the service database, with its role and heartbeat "
+    "(`alive` false once it missed SCHEDULER_HEARTBEAT_TIMEOUT), and whether firing is paused "
+    "cluster-wide.",
+    response=ClusterOut,
+    errors=(503,),
+)
+def get_cluster() -> Response:
+    extension = get_scheduler()
+    if extension.registry is None:
+        raise ServiceUnavailable("this process keeps no replica registry")
+    try:
+        cluster = extension.registry.cluster()
+    except SQLAlchemyError:
+        raise ServiceUnavailable("the service database is unavailable") from None
+    return jsonify({"paused": cluster["paused"], "leader_id": _leader(extension), **cluster})
+
+
+def _leader(extension: Any) -> str | None:
+    return scheduler_info(extension)["leader_id"]
 
 
 @bp.post("/start")
@@ -53,22 +80,32 @@ def shutdown_scheduler() -> Response:
 
 @bp.post("/pause")
 @require_role("operator")
-@describe("Pause the scheduler: jobs stay, nothing fires", status=204, errors=(409,))
+@describe(
+    "Pause the scheduler on every replica: jobs stay, nothing fires (manual runs still do)",
+    status=204,
+    errors=(409, 503),
+)
 def pause_scheduler() -> Response:
     _require_started()
-    get_scheduler().pause()
+    try:
+        get_scheduler().pause()
+    except SQLAlchemyError:
+        raise ServiceUnavailable("the service database is unavailable") from None
     return Response(status=204)
 
 
 @bp.post("/resume")
 @require_role("operator")
-@describe("Resume the scheduler", status=204, errors=(409,))
+@describe("Resume the scheduler on every replica", status=204, errors=(409, 503))
 def resume_scheduler() -> Response:
     _require_started()
     extension = get_scheduler()
-    if not extension.may_fire:
+    if not extension.may_fire and extension.election is None:
         raise Conflict(f"host {extension.host_name} is not in SCHEDULER_ALLOWED_HOSTS")
-    extension.resume()
+    try:
+        extension.resume()
+    except SQLAlchemyError:
+        raise ServiceUnavailable("the service database is unavailable") from None
     return Response(status=204)
 
 

@@ -150,14 +150,65 @@ class RunOut(_Out):
     result_truncated: bool
     log: str | None
     log_truncated: bool
+    boot: str | None = Field(description="the process start that held the run")
+    replica: str | None = Field(description="the replica that decided the run")
+    coalesced_into: int | None = Field(description="coalesced: the run this instant joined")
+    not_before: datetime | None = Field(description="pending: when the run may be taken")
+    no_leader: bool = Field(description="due before the deciding replica began firing")
 
 
-class RunUnrecorded(_Out):
-    """A run that went to the executor but could not be recorded."""
+class FireListQuery(PageQuery):
+    """A window of a job's fire ledger, newest first."""
 
-    id: None
-    job_id: str
-    state: Literal["submitted"]
+    limit: Annotated[int, Field(ge=1, description="at most SCHEDULER_MAX_PAGE_SIZE")] = 50
+    since: Annotated[datetime, Field(description="due at or after (UTC if naive)")] | None = None
+    until: Annotated[datetime, Field(description="due before (UTC if naive)")] | None = None
+
+
+class FireAttempt(_Out):
+    """A later attempt (retry) of a fire."""
+
+    run_id: int
+    attempt: int
+    state: RunState
+
+
+class FireOut(_Out):
+    """One due instant of a job and what became of it (SPEC §6, the fire ledger)."""
+
+    scheduled_run_time: datetime
+    outcome: Literal["run", "coalesced", "missed", "skipped", "skipped_duplicate"]
+    run_id: int
+    state: RunState
+    coalesced_into: int | None
+    decided_by: str | None
+    host: str | None
+    no_leader: bool
+    late_by: float | None = Field(description="seconds between the instant and its start")
+    error: str | None
+    attempts: list[FireAttempt]
+
+
+class ReplicaOut(_Out):
+    """One process of the service and its heartbeat."""
+
+    replica_id: str
+    boot: str
+    host: str
+    pid: int
+    role: Literal["leader", "follower"]
+    started_at: datetime
+    last_heartbeat: datetime
+    version: str | None
+    alive: bool
+
+
+class ClusterOut(_Out):
+    """The replicas sharing the service database, and whether firing is paused for all."""
+
+    paused: bool
+    leader_id: str | None
+    replicas: list[ReplicaOut]
 
 
 class JobstoreInfo(BaseModel):

@@ -141,6 +141,11 @@ class LeaderElection:
         if not self.is_leader:
             self._changed.set()
 
+    def notify(self) -> None:
+        """Tell every replica, the leader included, to look again now (a requested run, a
+        change of the pause flag)."""
+        self._changed.set()
+
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the election, notice-listening and announcing threads."""

@@ -12,6 +12,7 @@ from flask import current_app
 # Every mapped table in the metadata, for autogenerate: the service itself imports the blog's
 # models only when a blog request comes.
 from scheduler_service.blog import models as _blog_models  # noqa: F401
+from scheduler_service.coordination import models as _cluster_models  # noqa: F401
 from scheduler_service.migrate_lock import migration_lock
 from scheduler_service.runs import models as _runs_models  # noqa: F401
 

@@ -12,10 +12,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..dbtypes import UTCDateTime
 from ..extensions import db
 
-# submitted -> running -> succeeded | failed | timed_out; or missed (too late), skipped
-# (max_instances reached), skipped_duplicate (another replica had claimed this fire),
-# abandoned (its process died while it ran).
+# The lifecycle (see firing/lifecycle.py): pending (a retry or a manual run waiting for the
+# leader) -> submitted -> running -> succeeded | failed | timed_out; or missed (too late),
+# skipped (max_instances reached, or a retry whose job went away), skipped_duplicate (another
+# replica had claimed this fire), coalesced (a due instant folded into another run), unknown
+# (its process died before the outcome was recorded), abandoned (older releases: its process
+# died while it ran).
 RUN_STATES = (
+    "pending",
     "submitted",
     "running",
     "succeeded",
@@ -24,9 +28,12 @@ RUN_STATES = (
     "missed",
     "skipped",
     "skipped_duplicate",
+    "coalesced",
+    "unknown",
     "abandoned",
 )
-FINAL_STATES = frozenset(RUN_STATES) - {"submitted", "running"}
+OPEN_STATES = ("submitted", "running")  # held by a live process, or closed by the sweep
+FINAL_STATES = frozenset(RUN_STATES) - {"pending", *OPEN_STATES}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -65,6 +72,13 @@ class Run(db.Model):  # type: ignore[name-defined,misc]
     log: Mapped[str | None] = mapped_column(Text)
     log_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     claim: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    # The process start that holds the run (see coordination/replicas.py), the replica that
+    # decided it, and what the fire ledger needs.
+    boot: Mapped[str | None] = mapped_column(String(32))
+    replica: Mapped[str | None] = mapped_column(String(200))
+    coalesced_into: Mapped[int | None] = mapped_column(Integer)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    no_leader: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the run as SPEC §6 JSON."""
@@ -93,4 +107,9 @@ class Run(db.Model):  # type: ignore[name-defined,misc]
             "result_truncated": self.result_truncated,
             "log": self.log,
             "log_truncated": self.log_truncated,
+            "boot": self.boot,
+            "replica": self.replica,
+            "coalesced_into": self.coalesced_into,
+            "not_before": _iso(self.not_before),
+            "no_leader": bool(self.no_leader),
         }

@@ -1,9 +1,10 @@
-"""Writing run records. Call inside an app context.
+"""Writing run records: the database side of the run lifecycle. Call inside an app context.
 
-Inserts (claims, submissions) are written at once, in one short transaction per call: their
-ids are needed. Updates of a run's state go through the app's run writer when it has one
-(see writer.py), else inline. A failure to record never fails the job: it is logged, loudly,
-and the run goes on.
+Inserts (claims, coalesced instants, pending retries and manual runs) are written at once, in
+one short transaction per call: their ids are needed. Updates of a run's state go through
+the app's run writer when it has one (see writer.py), else inline. A failure to record an
+update never fails the job: it is logged, loudly, and the run goes on. A claim that cannot
+be written raises ``HistoryUnavailable``: a fire is never run without its record.
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ import os
 import socket
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 
 from ..dbtypes import utcnow
 from ..extensions import db
 from .models import Run
-from .writer import RunChange, run_writer, write_changes
+from .writer import RunChange, run_writer, write_now
 
 __all__ = ["utcnow"]  # re-exported for the runners
 
@@ -31,6 +32,36 @@ log = logging.getLogger(__name__)
 
 HOST = socket.gethostname()
 RESULT_LIMIT = 10_000  # characters of a JSON-encoded return value
+ORIGIN_KEY = "scheduler_service.run_origin"
+# A run's finish applies from any state but a final one: a late finish never overwrites
+# timed_out, and a run the sweep closed as unknown while its process lived gets its outcome.
+FINISHING_FROM = ("submitted", "running", "unknown")
+
+
+class HistoryUnavailable(Exception):
+    """The service database did not take a claim: the fires it was for must wait."""
+
+
+class Origin(NamedTuple):
+    """Who records: the process start (boot) that will hold the runs, and its replica id."""
+
+    boot: str | None
+    replica: str | None
+
+
+class Fire(NamedTuple):
+    """One due job of a processing pass, as the ledger records it: the instant it runs for,
+    the earlier instants folded into that run, and whether they fell due before this replica
+    began firing."""
+
+    job: Any
+    run_times: Sequence[datetime]
+    coalesced: Sequence[datetime] = ()
+    firing_since: datetime | None = None
+
+
+def _origin() -> Origin:
+    return current_app.extensions.get(ORIGIN_KEY) or Origin(None, None)
 
 
 def encode_result(value: Any, *, limit: int = RESULT_LIMIT) -> tuple[str, bool]:
@@ -44,8 +75,17 @@ def encode_result(value: Any, *, limit: int = RESULT_LIMIT) -> tuple[str, bool]:
 
 
 def _row(
-    job: Any, run_time: datetime, *, trigger: str, state: str, attempt: int, now: datetime
+    job: Any,
+    run_time: datetime,
+    *,
+    trigger: str,
+    state: str,
+    attempt: int,
+    now: datetime,
+    origin: Origin,
+    firing_since: datetime | None = None,
 ) -> dict[str, Any]:
+    final = state.startswith("skipped") or state == "coalesced"
     return {
         "job_id": job.id,
         "job_name": job.name,
@@ -60,24 +100,19 @@ def _row(
         "pid": os.getpid(),
         "result_truncated": False,
         "log_truncated": False,
-        "finished_at": now if state.startswith("skipped") else None,
+        "finished_at": now if final else None,
+        "boot": origin.boot,
+        "replica": origin.replica,
+        "no_leader": firing_since is not None and run_time < firing_since,
     }
 
 
-def _new_run(
-    job: Any, run_time: datetime, *, trigger: str, state: str, attempt: int, now: datetime
-) -> Run:
-    return Run(**_row(job, run_time, trigger=trigger, state=state, attempt=attempt, now=now))
-
-
-def _insert(runs: list[Run]) -> list[int]:
-    """Insert ``runs`` in one transaction; return their ids (read before the commit, which
-    would expire them)."""
-    db.session.add_all(runs)
-    db.session.flush()
-    ids = [run.id for run in runs]
-    db.session.commit()
-    return ids
+def _insert_rows(rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` (a Core INSERT: the ORM's bulk path costs twice the CPU); return their
+    ids in order. The caller commits."""
+    table = Run.__table__
+    returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return list(db.session.scalars(returning, rows))
 
 
 def record_submitted(
@@ -88,189 +123,322 @@ def record_submitted(
     state: str = "submitted",
     attempt: int = 1,
 ) -> list[int]:
-    """Insert one run per run time; return their ids."""
-    now = utcnow()
-    runs = [
-        _new_run(job, t, trigger=trigger, state=state, attempt=attempt, now=now) for t in run_times
+    """Insert one run per run time, held by this process; return their ids ([] when the
+    database refused, which is logged)."""
+    now, origin = utcnow(), _origin()
+    rows = [
+        _row(job, t, trigger=trigger, state=state, attempt=attempt, now=now, origin=origin)
+        for t in run_times
     ]
     try:
-        return _insert(runs)
+        ids = _insert_rows(rows)
+        db.session.commit()
+        return ids
     except Exception:
         db.session.rollback()
         log.exception("could not record the submission of job %s", job.id)
         return []
 
 
-def claim_fires(*, job: Any, run_times: Sequence[datetime]) -> list[tuple[datetime, int | None]]:
-    """Claim each scheduled fire of ``job`` for this process and record its first attempt;
-    return the (run time, run id) of the fires claimed here (``claim_many`` for one job)."""
-    return claim_many([(job, run_times)])[0]
+def request_run(
+    *,
+    job: Any,
+    trigger: str,
+    attempt: int,
+    scheduled_run_time: datetime,
+    not_before: datetime,
+) -> int:
+    """Insert a pending run (a retry, or a manual run) for the firing leader to take once
+    ``not_before`` has passed; return its id.
 
-
-def claim_many(
-    fires: Sequence[tuple[Any, Sequence[datetime]]],
-) -> list[list[tuple[datetime, int | None]]]:
-    """Claim the fires of many jobs at once: one multi-row INSERT for a whole wake-up.
-
-    ``fires`` holds (job, run times) pairs; the result holds, for each pair in order, the
-    (run time, run id) of the fires claimed here. A fire another process claimed already
-    (two replicas firing in a split brain) is recorded ``skipped_duplicate`` and left out:
-    then every fire is claimed on its own, to sort out who won. When the database cannot
-    be written, every fire is returned unclaimed, with no run id: it runs rather than
-    being lost.
+    :raises HistoryUnavailable: the database did not take it.
     """
-    now = utcnow()
+    row = _row(
+        job,
+        scheduled_run_time,
+        trigger=trigger,
+        state="pending",
+        attempt=attempt,
+        now=utcnow(),
+        origin=Origin(None, None),  # no process holds it until the leader takes it
+    )
+    row.update(submitted_at=None, host=None, pid=None, not_before=not_before)
+    try:
+        run_id = _insert_rows([row])[0]
+        db.session.commit()
+    except Exception as exc:
+        db.session.rollback()
+        raise HistoryUnavailable(f"could not record the run of job {job.id}: {exc}") from exc
+    return run_id
+
+
+class PendingRun(NamedTuple):
+    """A run waiting for the leader: a retry, or a manual run."""
+
+    id: int
+    job_id: str
+    trigger: str
+    attempt: int
+    scheduled_run_time: datetime
+    not_before: datetime
+
+
+def pending_runs(now: datetime, *, limit: int = 100) -> tuple[list[PendingRun], datetime | None]:
+    """Return the pending runs due by ``now`` (oldest first, at most ``limit``), and when the
+    next one not yet due is."""
+    rows = db.session.execute(
+        db.select(*(getattr(Run, name) for name in PendingRun._fields))
+        .where(Run.state == "pending", Run.not_before <= now)
+        .order_by(Run.not_before, Run.id)
+        .limit(limit)
+    )
+    due = [PendingRun(*row) for row in rows]
+    following = db.session.scalar(
+        db.select(db.func.min(Run.not_before)).where(Run.state == "pending", Run.not_before > now)
+    )
+    db.session.commit()  # end the read: a long-lived session would see an old snapshot
+    return due, following
+
+
+def take_pending(run_id: int) -> bool:
+    """Take a pending run for this process; False when another took or cancelled it."""
+    origin = _origin()
+    table = Run.__table__
+    result = db.session.execute(
+        update(table)
+        .where(table.c.id == run_id, table.c.state == "pending")
+        .values(
+            state="submitted",
+            submitted_at=utcnow(),
+            boot=origin.boot,
+            replica=origin.replica,
+            host=HOST,
+            pid=os.getpid(),
+        )
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def cancel_pending(run_id: int, *, reason: str) -> None:
+    """Close a pending run that will not run (its job was removed or paused)."""
+    table = Run.__table__
+    db.session.execute(
+        update(table)
+        .where(table.c.id == run_id, table.c.state == "pending")
+        .values(state="skipped", finished_at=utcnow(), error=reason, replica=_origin().replica)
+    )
+    db.session.commit()
+
+
+def claim_many(fires: Sequence[Fire]) -> list[list[tuple[datetime, int | None]]]:
+    """Claim the fires of many jobs at once: one multi-row INSERT for a whole wake-up, and
+    one more for the instants folded into them (state coalesced, pointing at their run).
+
+    The result holds, for each fire in order, the (run time, run id) of the fires claimed
+    here. A fire another process claimed already (two replicas firing in a split brain) is
+    recorded ``skipped_duplicate`` and left out: then every fire is claimed on its own, to
+    sort out who won.
+
+    :raises HistoryUnavailable: the database could not be written; nothing was claimed.
+    """
+    now, origin = utcnow(), _origin()
     rows = [
-        {**_row(job, t, trigger="schedule", state="submitted", attempt=1, now=now), "claim": True}
-        for job, run_times in fires
-        for t in run_times
+        {
+            **_row(
+                f.job,
+                t,
+                trigger="schedule",
+                state="submitted",
+                attempt=1,
+                now=now,
+                origin=origin,
+                firing_since=f.firing_since,
+            ),
+            "claim": True,
+        }
+        for f in fires
+        for t in f.run_times
     ]
     if not rows:
         return [[] for _ in fires]
     try:
-        table = Run.__table__  # a Core INSERT: the ORM's bulk path costs twice the CPU
-        returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        ids = list(db.session.scalars(returning, rows))
+        ids = _insert_rows(rows)
+        claimed = _split(fires, ids)
+        _insert_coalesced(fires, claimed, now, origin)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        return [_claim_each(job, run_times, now) for job, run_times in fires]
-    except Exception:
+        return [_claim_each(fire, now, origin) for fire in fires]
+    except Exception as exc:
         db.session.rollback()
-        log.exception("could not claim the fires of %d jobs: running them unclaimed", len(fires))
-        return [[(t, None) for t in run_times] for _, run_times in fires]
-    claimed: list[list[tuple[datetime, int | None]]] = []
-    position = 0
-    for _, run_times in fires:
-        claimed.append(list(zip(run_times, ids[position : position + len(run_times)], strict=True)))
-        position += len(run_times)
+        raise HistoryUnavailable(f"could not claim the fires of {len(fires)} jobs: {exc}") from exc
     return claimed
 
 
-def _claim_each(
-    job: Any, run_times: Sequence[datetime], now: datetime
-) -> list[tuple[datetime, int | None]]:
-    """Claim one fire at a time; record the ones claimed elsewhere as skipped_duplicate."""
+def _split(fires: Sequence[Fire], ids: list[int]) -> list[list[tuple[datetime, int | None]]]:
+    claimed: list[list[tuple[datetime, int | None]]] = []
+    position = 0
+    for fire in fires:
+        count = len(fire.run_times)
+        claimed.append(list(zip(fire.run_times, ids[position : position + count], strict=True)))
+        position += count
+    return claimed
+
+
+def _coalesced_rows(
+    fire: Fire, into: int | None, now: datetime, origin: Origin
+) -> list[dict[str, Any]]:
+    return [
+        {
+            **_row(
+                fire.job,
+                t,
+                trigger="schedule",
+                state="coalesced",
+                attempt=1,
+                now=now,
+                origin=origin,
+                firing_since=fire.firing_since,
+            ),
+            "claim": True,
+            "coalesced_into": into,
+            "pid": None,
+        }
+        for t in fire.coalesced
+    ]
+
+
+def _insert_coalesced(
+    fires: Sequence[Fire],
+    claimed: list[list[tuple[datetime, int | None]]],
+    now: datetime,
+    origin: Origin,
+) -> None:
+    rows = [
+        row
+        for fire, won in zip(fires, claimed, strict=True)
+        if fire.coalesced and won
+        for row in _coalesced_rows(fire, won[-1][1], now, origin)
+    ]
+    if rows:
+        _insert_rows(rows)
+
+
+def _claim_each(fire: Fire, now: datetime, origin: Origin) -> list[tuple[datetime, int | None]]:
+    """Claim one instant at a time; record the ones claimed elsewhere as skipped_duplicate.
+
+    :raises HistoryUnavailable: the database could not be written.
+    """
     won: list[tuple[datetime, int | None]] = []
-    for run_time in run_times:
-        run = _new_run(job, run_time, trigger="schedule", state="submitted", attempt=1, now=now)
-        run.claim = True
+    for run_time in fire.run_times:
+        row = _row(
+            fire.job,
+            run_time,
+            trigger="schedule",
+            state="submitted",
+            attempt=1,
+            now=now,
+            origin=origin,
+            firing_since=fire.firing_since,
+        )
         try:
-            won.append((run_time, _insert([run])[0]))
+            won.append((run_time, _insert_rows([{**row, "claim": True}])[0]))
+            db.session.commit()
         except IntegrityError:
             db.session.rollback()
-            _record_duplicate(job, run_time, now)
-        except Exception:
+            _record_duplicate(fire.job, run_time, now, origin)
+        except Exception as exc:
             db.session.rollback()
-            log.exception("could not claim the fire of job %s: running it unclaimed", job.id)
-            won.append((run_time, None))
+            raise HistoryUnavailable(f"could not claim a fire of job {fire.job.id}") from exc
+    if won:
+        for row in _coalesced_rows(fire, won[-1][1], now, origin):
+            try:
+                _insert_rows([row])
+                db.session.commit()
+            except IntegrityError:  # another replica recorded this instant
+                db.session.rollback()
     return won
 
 
-def _record_duplicate(job: Any, run_time: datetime, now: datetime) -> None:
+def _record_duplicate(job: Any, run_time: datetime, now: datetime, origin: Origin) -> None:
     holder = db.session.execute(
-        db.select(Run.id, Run.host, Run.pid).where(
+        db.select(Run.id, Run.host, Run.pid, Run.replica).where(
             Run.job_id == job.id, Run.scheduled_run_time == run_time, Run.claim.is_(True)
         )
     ).first()
-    run = _new_run(job, run_time, trigger="schedule", state="skipped_duplicate", attempt=1, now=now)
+    row = _row(
+        job,
+        run_time,
+        trigger="schedule",
+        state="skipped_duplicate",
+        attempt=1,
+        now=now,
+        origin=origin,
+    )
     if holder is not None:
-        run.error = f"claimed by run {holder.id} (host {holder.host}, pid {holder.pid})"
+        row["error"] = f"claimed by run {holder.id} (replica {holder.replica or holder.host})"
     log.warning("job %s: the fire of %s was claimed elsewhere; not run here", job.id, run_time)
     try:
-        _insert([run])
+        _insert_rows([row])
+        db.session.commit()
     except Exception:
         db.session.rollback()
         log.exception("could not record the duplicate fire of job %s", job.id)
 
 
-def _update(run_id: int | None, *, from_states: tuple[str, ...], **values: Any) -> None:
-    """Update a run that is in one of ``from_states`` (a late finish never overwrites
-    timed_out): through the app's run writer when it has one, else at once."""
-    if run_id is None:
-        return
-    change = RunChange(run_id, from_states, values)
+def queue_change(change: RunChange) -> None:
+    """Write ``change`` through the app's run writer when it has one, else at once."""
     writer = run_writer(current_app)
     if writer is not None:
         writer.put(change)
     else:
-        write_changes([change])
+        write_now([change])
 
 
-def record_started(run_id: int | None, *, started_at: datetime) -> None:
-    """Mark a run as running in this process."""
-    _update(
+def started_change(run_id: int, *, started_at: datetime) -> RunChange:
+    """The change that marks a run as running in this process."""
+    return RunChange(
         run_id,
-        from_states=("submitted",),
-        state="running",
-        started_at=started_at,
-        host=HOST,
-        pid=os.getpid(),
+        ("submitted", "unknown"),
+        {"state": "running", "started_at": started_at, "host": HOST, "pid": os.getpid()},
     )
 
 
-def record_finished(
-    run_id: int | None, *, state: str, started_at: datetime | None, **fields: Any
-) -> None:
-    """Mark a run finished (succeeded, failed or missed) with what it left behind."""
+def finished_change(
+    run_id: int, *, state: str, started_at: datetime | None, **fields: Any
+) -> RunChange:
+    """The change that marks a run finished (succeeded, failed or missed)."""
     finished = utcnow()
     duration = None if started_at is None else (finished - started_at).total_seconds()
-    source = ("submitted",) if state == "missed" else ("running",)
-    _update(
-        run_id, from_states=source, state=state, finished_at=finished, duration=duration, **fields
-    )
+    source = ("submitted",) if state == "missed" else FINISHING_FROM
+    values = {"state": state, "finished_at": finished, "duration": duration, **fields}
+    return RunChange(run_id, source, values)
 
 
-def record_timed_out(run_id: int | None, *, started_at: datetime | None, timeout: float) -> None:
-    """Mark a run that is still going past its timeout as timed_out."""
+def timed_out_change(run_id: int, *, started_at: datetime | None, timeout: float) -> RunChange:
+    """The change that marks a run still going past its timeout as timed_out."""
     finished = utcnow()
     duration = timeout if started_at is None else (finished - started_at).total_seconds()
-    _update(
+    return RunChange(
         run_id,
-        from_states=("submitted", "running"),
-        state="timed_out",
-        finished_at=finished,
-        duration=duration,
-        error=f"timed out after {timeout:g} s",
+        FINISHING_FROM,
+        {
+            "state": "timed_out",
+            "finished_at": finished,
+            "duration": duration,
+            "error": f"timed out after {timeout:g} s",
+        },
     )
 
 
-def record_skipped(run_id: int | None) -> None:
-    """Mark a claimed fire that was not run (its job already runs max_instances times)."""
-    _update(run_id, from_states=("submitted",), state="skipped", finished_at=utcnow())
+def skipped_change(run_id: int) -> RunChange:
+    """The change that marks a claimed fire not run (max_instances reached)."""
+    return RunChange(run_id, ("submitted",), {"state": "skipped", "finished_at": utcnow()})
 
 
-def record_lost(run_id: int | None, *, error: str) -> None:
-    """Mark a run whose worker died before it reported as failed."""
-    _update(
-        run_id,
-        from_states=("submitted", "running"),
-        state="failed",
-        finished_at=utcnow(),
-        error=error,
+def lost_change(run_id: int, *, error: str) -> RunChange:
+    """The change that marks a run whose worker died before it reported as failed."""
+    return RunChange(
+        run_id, FINISHING_FROM, {"state": "failed", "finished_at": utcnow(), "error": error}
     )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
-def mark_abandoned() -> int:
-    """Mark runs left submitted or running by a dead process of this host as abandoned."""
-    stale = db.session.scalars(
-        db.select(Run).where(Run.state.in_(("submitted", "running")), Run.host == HOST)
-    ).all()
-    dead = [run for run in stale if run.pid is None or not _alive(run.pid)]
-    now = utcnow()
-    for run in dead:
-        run.state = "abandoned"
-        run.finished_at = now
-        run.error = "the process running it ended before the run finished"
-    db.session.commit()
-    return len(dead)

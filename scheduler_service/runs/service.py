@@ -10,11 +10,11 @@ from sqlalchemy import func, select
 
 from ..errors import NotFound
 from ..extensions import db
-from .models import FINAL_STATES, Run
+from .models import FINAL_STATES, OPEN_STATES, Run
 from .writer import run_writer
 
 
-def _written() -> None:
+def flush_writes() -> None:
     """Let the run writer write what is queued, so a reader sees every change made so far."""
     writer = run_writer(current_app)
     if writer is not None:
@@ -31,7 +31,7 @@ def list_runs(
     offset: int = 0,
 ) -> tuple[list[Run], int]:
     """Return a page of runs, newest scheduled first, and how many match in all."""
-    _written()
+    flush_writes()
     query = select(Run)
     if job_id is not None:
         query = query.where(Run.job_id == job_id)
@@ -48,12 +48,30 @@ def list_runs(
     return list(page), total
 
 
+def count_open_runs(job_id: str) -> int:
+    """How many runs of the job count against its max_instances now: first attempts
+    requested, submitted or running (retries are counted apart, as the executors do)."""
+    flush_writes()
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Run)
+            .where(
+                Run.job_id == job_id,
+                Run.state.in_(("pending", *OPEN_STATES)),
+                Run.attempt == 1,
+            )
+        )
+        or 0
+    )
+
+
 def get_run(run_id: int) -> Run:
     """Return one run.
 
     :raises NotFound: no run has this id.
     """
-    _written()
+    flush_writes()
     run = db.session.get(Run, run_id)
     if run is None:
         raise NotFound(f"Run {run_id} not found")

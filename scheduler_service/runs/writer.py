@@ -11,9 +11,16 @@ states and columns, e.g. every "running" mark) share one executemany UPDATE, spl
 run appears twice so that its changes keep their order.
 
 Nothing is dropped: when the queue is full the job thread waits for room (and this is
-logged); a batch the database refuses is written again one change at a time, and a change
-that still fails is logged with its run id, as an inline write would be. Readers of the run
-history call ``flush()`` first, so an API client reads what has been recorded so far.
+logged). While the database cannot be reached (a connection error, a lock timeout), the
+batch is kept and written again, backing off up to ``PATIENCE_MAX`` seconds between tries,
+until it answers: the queue stays bounded and back-pressures the job threads. A batch the
+database refuses for its content is written again one change at a time, and a change that
+still fails is logged with its run id. Readers of the run history call ``flush()`` first,
+so an API client reads what has been recorded so far.
+
+So a finished run's outcome reaches the database within ``GATHER`` seconds plus one write
+while the database answers; a kill -9 loses at most what was gathered in that window, and
+the runs it held are then closed as ``unknown`` by the sweep (see runs/sweep.py).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import atexit
 import logging
 import queue
 import threading
+import time
 import weakref
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -41,6 +49,22 @@ WRITER_KEY = "scheduler_service.run_writer"
 CAPACITY = 10_000  # changes waiting at most; a job thread waits for room beyond it
 BATCH = 1_000  # changes written in one transaction at most
 GATHER = 0.05  # seconds a batch may wait for more changes before it is written
+PATIENCE_MAX = 5.0  # seconds between two tries at most while the database is unreachable
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached; the changes were not written."""
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is out of reach (worth waiting for), not that it
+    refused what was written."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 class RunChange(NamedTuple):
@@ -168,6 +192,8 @@ class RunWriter:
         self._thread: threading.Thread | None = None
         self.written = 0  # changes written since start
         self.failed = 0  # changes the database refused (each logged)
+        self.unreachable = False  # the last write found the database out of reach
+        self._give_up_at: float | None = None  # set by stop(): stop waiting for the database
 
     @property
     def running(self) -> bool:
@@ -178,6 +204,7 @@ class RunWriter:
         with self._lock:
             if self.running:
                 return
+            self._give_up_at = None
             self._thread = threading.Thread(target=self._run, name="run-writer", daemon=True)
             self._thread.start()
             _started.add(self)
@@ -185,12 +212,12 @@ class RunWriter:
     def put(self, change: RunChange) -> None:
         """Queue one change; write it inline when the writer is not running."""
         if self._thread is None:
-            write_changes([change])
+            write_now([change])
             return
         if self._queue.qsize() >= self.capacity:
             self._wait_for_room()
             if self._thread is None:  # stopped meanwhile
-                write_changes([change])
+                write_now([change])
                 return
         self._queue.put(change)
 
@@ -219,6 +246,7 @@ class RunWriter:
             thread, self._thread = self._thread, None
         if thread is None:
             return
+        self._give_up_at = time.monotonic() + timeout / 2
         with self._room:
             self._room.notify_all()  # a job thread waiting for room writes inline now
         if thread.is_alive():
@@ -277,26 +305,73 @@ class RunWriter:
             self._write(rest)
 
     def _write(self, changes: list[RunChange]) -> None:
-        with self.app.app_context():
-            self.failed += write_changes(changes)
-            self.written += len(changes)
+        """Write ``changes``; while the database is out of reach, keep them and try again."""
+        pause = 0.2
+        while True:
+            try:
+                with self.app.app_context():
+                    self.failed += write_changes(changes)
+                break
+            except DatabaseUnavailable as exc:
+                if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
+                    log.error(
+                        "stopping with the service database unreachable: %d run changes not "
+                        "written (the sweep closes their runs as unknown)",
+                        len(changes),
+                    )
+                    self.failed += len(changes)
+                    return
+                if pause == 0.2:
+                    log.warning(
+                        "the service database is unreachable (%s): keeping %d run changes "
+                        "and retrying until it answers",
+                        exc,
+                        len(changes),
+                    )
+                self.unreachable = True
+                time.sleep(pause)
+                pause = min(pause * 2, PATIENCE_MAX)
+        if self.unreachable:
+            log.warning("the service database answers again: run changes written")
+            self.unreachable = False
+        self.written += len(changes)
 
 
 def write_changes(changes: list[RunChange]) -> int:
     """Write ``changes`` in one transaction; if the database refuses it, one at a time.
-    Return how many could not be written (each is logged, never raised)."""
+    Return how many it refused (each is logged).
+
+    :raises DatabaseUnavailable: the database is out of reach; nothing was written.
+    """
     try:
         for statement, rows in _grouped(changes):
             db.session.execute(statement, rows)
         db.session.commit()
         return 0
-    except Exception:
+    except Exception as exc:
         db.session.rollback()
+        if _unreachable(exc):
+            raise DatabaseUnavailable(_first_line(exc)) from exc
         if len(changes) == 1:
             log.exception("could not record %s", changes[0].describe())
             return 1
     log.warning("a batch of %d run changes failed: writing them one by one", len(changes))
     return sum(write_changes([change]) for change in changes)
+
+
+def write_now(changes: list[RunChange]) -> None:
+    """Write ``changes`` inline (no writer thread: a process-pool child, or a stopped
+    writer); an unreachable database is logged, with each change lost."""
+    try:
+        write_changes(changes)
+    except DatabaseUnavailable as exc:
+        for change in changes:
+            log.error("could not record %s: %s", change.describe(), exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def run_writer(app: Flask) -> RunWriter | None:

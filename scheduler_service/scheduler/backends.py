@@ -265,8 +265,8 @@ _BY_TARGET = {
 JOBSTORE_TYPES: tuple[str, ...] = (*_JOBSTORES, *_SQL_TYPES)
 
 _EXECUTORS = {
-    "threadpool": "scheduler_service.scheduler.executors:AppThreadPoolExecutor",
-    "processpool": "scheduler_service.scheduler.executors:AppProcessPoolExecutor",
+    "threadpool": "scheduler_service.firing.executors:AppThreadPoolExecutor",
+    "processpool": "scheduler_service.firing.executors:AppProcessPoolExecutor",
 }
 _EXECUTOR_ALIASES = {"thread": "threadpool", "process": "processpool"}
 EXECUTOR_TYPES: tuple[str, ...] = (*_EXECUTORS, *_EXECUTOR_ALIASES)

@@ -15,18 +15,21 @@ from apscheduler.events import (
     EVENT_JOB_REMOVED,
 )
 from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING, STATE_STOPPED
 from flask import Flask, current_app
 from flask_apscheduler import APScheduler
 
 from ..coordination import LeaderElection, build_backend, coordination_kind, default_replica_id
+from ..coordination.replicas import ReplicaRegistry
 from ..errors import ConfigError, ServiceUnavailable
-from ..runs.recorder import mark_abandoned
+from ..firing.executors import child_settings
+from ..firing.lifecycle import RunLifecycle, init_lifecycle
+from ..firing.loop import FencedScheduler
+from ..runs.recorder import ORIGIN_KEY, Origin
 from ..runs.retention import housekeeping
 from ..runs.writer import RunWriter, init_run_writer
 from .backends import build_executor, build_jobstore, describe_jobstore, probe_jobstore
 from .declared import load_declared_jobs
-from .executors import child_settings
-from .loop import FencedScheduler
 from .service import JobService
 from .specs import JobContext, JobSpec
 
@@ -46,6 +49,9 @@ class ServiceScheduler(APScheduler):
     The scheduler always runs once started so that the API reads and writes the stores; on a
     host outside SCHEDULER_ALLOWED_HOSTS it stays paused (serves the API, fires nothing).
     With SCHEDULER_COORDINATION, every replica runs it, and only the elected leader fires.
+    Pausing and resuming apply to every replica that shares the service database (a flag
+    there, see coordination/replicas.py): a paused leader keeps the lead and still takes
+    manual runs.
     """
 
     def __init__(
@@ -56,6 +62,8 @@ class ServiceScheduler(APScheduler):
         election: LeaderElection | None = None,
         replica_id: str,
         run_writer: RunWriter | None = None,
+        registry: ReplicaRegistry | None = None,
+        lifecycle: RunLifecycle | None = None,
     ) -> None:
         super().__init__(scheduler=FencedScheduler())
         self._jobstore_instances = jobstores
@@ -65,8 +73,14 @@ class ServiceScheduler(APScheduler):
         self.replica_id = replica_id
         self.election = election
         self.run_writer = run_writer
+        self.registry = registry
+        self.lifecycle = lifecycle
+        self._scheduler.lifecycle = lifecycle
         if election is not None:
             self._scheduler.may_fire = lambda: election.is_leader
+        if registry is not None:
+            registry.is_leader = lambda: self.state != 0 and self.role == "leader"
+            registry.on_flag = self._apply_flag
 
     def _load_config(self) -> None:
         config = self.app.config
@@ -131,12 +145,14 @@ class ServiceScheduler(APScheduler):
         return "leader" if self.may_fire and self.state != 0 else "follower"
 
     def start(self, paused: bool = False) -> None:
-        """Start, upsert the declared jobs, then fire unless paused or on a host not allowed.
+        """Start, upsert the declared jobs, then fire unless paused (here, or cluster-wide)
+        or on a host not allowed.
 
         With coordination, the election starts too: the scheduler fires once elected.
         """
         if self.run_writer is not None:
             self.run_writer.start()
+        cluster_paused = self.registry.start() if self.registry is not None else False
         self._scheduler.start(paused=True)
         for spec in self.declared:
             outcome = self.service.upsert_job(spec)
@@ -150,20 +166,46 @@ class ServiceScheduler(APScheduler):
         if self.election is not None:
             self.election.contend = self.may_fire and not paused
             self.election.start()
-        if not paused and self.may_fire:
+        if not paused and not cluster_paused and self.may_fire:
             self._scheduler.resume()
 
     def pause(self) -> None:
-        """Stop firing here; with coordination, hand the leadership to another replica."""
-        super().pause()
-        if self.election is not None:
-            self.election.contend = False
+        """Stop firing on every replica (the leader keeps the lead)."""
+        if self.registry is not None:
+            self.registry.set_paused(True)
+        self._apply_flag(True)
+        self.wake_leader()
 
     def resume(self) -> None:
-        """Fire again here; with coordination, once this replica is elected."""
-        super().resume()
+        """Fire again on every replica (here, once this replica is elected)."""
+        if self.registry is not None:
+            self.registry.set_paused(False)
         if self.election is not None:
-            self.election.contend = True
+            self.election.contend = self.may_fire
+        self._apply_flag(False)
+        self.wake_leader()
+
+    def _apply_flag(self, paused: bool) -> None:
+        """Follow the cluster's pause flag here."""
+        if paused and self.state == STATE_RUNNING:
+            self._scheduler.pause()
+        elif not paused and self.state == STATE_PAUSED and self.may_fire:
+            if self.election is not None:
+                self.election.contend = True
+            self._scheduler.resume()
+
+    def wake_leader(self) -> None:
+        """Have the leader run its processing pass now (a run was requested, the pause
+        flag changed): at once here, through the coordination notice elsewhere."""
+        self._scheduler.wakeup()
+        if self.election is not None:
+            self.election.notify()
+
+    def on_notice(self) -> None:
+        """Another replica announced a change: re-read the stores and the pause flag."""
+        self._scheduler.wakeup()
+        if self.registry is not None:
+            self.registry.poke()
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the scheduler; with coordination, stop firing first and release the lead."""
@@ -172,6 +214,8 @@ class ServiceScheduler(APScheduler):
         super().shutdown(wait)
         if self.run_writer is not None:
             self.run_writer.stop()
+        if self.registry is not None:
+            self.registry.stop()
 
 
 def _jobstore_settings(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
@@ -199,22 +243,35 @@ def init_scheduler(app: Flask) -> ServiceScheduler:
     }
     if "default" not in executors:
         raise ConfigError("SCHEDULER_EXECUTORS: needs a 'default' executor")
+    lifecycle = init_lifecycle(app)
     settings = child_settings(config)
     for executor in executors.values():
         if hasattr(executor, "bind_app"):  # ours; an executor instance from config may not be
             executor.bind_app(app, settings)
     replica_id = config["SCHEDULER_REPLICA_ID"] or default_replica_id()
     election = _build_election(config, stores, replica_id)
+    registry = ReplicaRegistry(
+        app,
+        replica_id=replica_id,
+        group=config["SCHEDULER_COORDINATION_NAME"],
+        interval=config["SCHEDULER_HEARTBEAT_INTERVAL"],
+        timeout=config["SCHEDULER_HEARTBEAT_TIMEOUT"],
+        version=service_version(),
+    )
+    app.extensions[ORIGIN_KEY] = Origin(registry.boot, replica_id)
     extension = ServiceScheduler(
         jobstores=stores,
         executors=executors,
         election=election,
         replica_id=replica_id,
         run_writer=init_run_writer(app),
+        registry=registry,
+        lifecycle=lifecycle,
     )
+    lifecycle.wake = extension.wake_leader
     if election is not None:
-        election.on_elected = lambda: _on_elected(app, extension)
-        election.on_notice = extension.scheduler.wakeup
+        election.on_elected = lambda: _on_elected(extension)
+        election.on_notice = extension.on_notice
         extension.scheduler.add_listener(lambda _: election.announce(), _CHANGES)
     extension.init_app(app)
     context = JobContext(
@@ -223,7 +280,7 @@ def init_scheduler(app: Flask) -> ServiceScheduler:
         executors=tuple(executors),
         timezone=ZoneInfo(config["SCHEDULER_TIMEZONE"]),
     )
-    extension.service = JobService(extension.scheduler, context)
+    extension.service = JobService(extension.scheduler, context, lifecycle=lifecycle)
     extension.declared = load_declared_jobs(config, context)
     app.extensions[EXTENSION_KEY] = extension
     return extension
@@ -275,26 +332,14 @@ def start_scheduler(app: Flask) -> None:
                 "%s; retrying for %.0f more seconds (SCHEDULER_STORE_WAIT)", exc.message, remaining
             )
             time.sleep(min(2.0, remaining))
-    _mark_abandoned_runs(app)
     extension.start(paused=app.config["SCHEDULER_START_PAUSED"])
 
 
-def _on_elected(app: Flask, extension: ServiceScheduler) -> None:
-    """A new leader fires what is due now, and closes the runs a dead replica of this host
-    left open."""
+def _on_elected(extension: ServiceScheduler) -> None:
+    """A new leader fires what is due now, and closes the runs of dead replicas."""
     extension.scheduler.wakeup()
-    _mark_abandoned_runs(app)
-
-
-def _mark_abandoned_runs(app: Flask) -> None:
-    try:
-        with app.app_context():
-            count = mark_abandoned()
-    except Exception:  # e.g. no runs table yet with SCHEDULER_DATABASE_MIGRATE off
-        log.exception("could not check for runs abandoned by a crashed process")
-        return
-    if count:
-        log.warning("marked %d run(s) of a process that ended mid-run as abandoned", count)
+    if extension.registry is not None:
+        extension.registry.poke()
 
 
 def get_scheduler() -> ServiceScheduler:
@@ -307,7 +352,17 @@ def get_job_service() -> JobService:
     return get_scheduler().service
 
 
-_STATE_NAMES = {0: "stopped", 1: "running", 2: "paused"}
+_STATE_NAMES = {STATE_STOPPED: "stopped", STATE_RUNNING: "running", STATE_PAUSED: "paused"}
+
+
+def service_version() -> str:
+    """This package's installed version ("unknown" when run from a bare source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("scheduler-service")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def state_name(state: int) -> str:
@@ -323,19 +378,15 @@ def _describe_executor(executor: Any) -> dict[str, Any]:
 
 def scheduler_info(extension: ServiceScheduler) -> dict[str, Any]:
     """Return Flask-APScheduler's scheduler info plus the service's extras."""
-    from importlib.metadata import PackageNotFoundError, version
-
     election = extension.election
-    try:
-        service_version = version("scheduler-service")
-    except PackageNotFoundError:
-        service_version = "unknown"
     return {
         "current_host": extension.host_name,
         "allowed_hosts": extension.allowed_hosts,
         "running": extension.running,
         "state": state_name(extension.state),
-        "firing": extension.state == 1 and extension.may_fire and extension.role == "leader",
+        "firing": extension.state == STATE_RUNNING
+        and extension.may_fire
+        and extension.role == "leader",
         "replica_id": extension.replica_id,
         "role": extension.role,
         "coordination": election.backend.kind if election is not None else "none",
@@ -346,7 +397,7 @@ def scheduler_info(extension: ServiceScheduler) -> dict[str, Any]:
         "executors": {
             alias: _describe_executor(e) for alias, e in extension._executor_instances.items()
         },
-        "version": service_version,
+        "version": service_version(),
     }
 
 

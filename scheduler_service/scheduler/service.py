@@ -11,16 +11,18 @@ import logging
 import sys
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from apscheduler.executors.base import MaxInstancesReachedError
 from apscheduler.job import Job
 from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
 from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from blinker import Namespace
 from flask import current_app, has_app_context
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import BadRequest, Conflict, NotFound, ServiceError, ServiceUnavailable
+from ..runs.recorder import HistoryUnavailable
+from ..runs.service import count_open_runs
 from .paging import pager
 from .policy import policy_of, with_policy
 from .serialize import job_to_dict, trigger_to_dict
@@ -38,6 +40,9 @@ from .specs import (
     resolve_job,
     resolve_options,
 )
+
+if TYPE_CHECKING:
+    from ..firing.lifecycle import RunLifecycle
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +98,16 @@ def store_errors() -> Iterator[None]:
 class JobService:
     """Add, list, change, pause, resume, remove and run jobs of one scheduler."""
 
-    def __init__(self, scheduler: BaseScheduler, context: JobContext) -> None:
+    def __init__(
+        self,
+        scheduler: BaseScheduler,
+        context: JobContext,
+        *,
+        lifecycle: RunLifecycle | None = None,
+    ) -> None:
         self.scheduler = scheduler
         self.context = context
+        self.lifecycle = lifecycle
 
     def _now(self) -> datetime:
         return datetime.now(self.context.timezone)
@@ -275,20 +287,26 @@ class JobService:
                     continue
         raise NotFound(f"Job {job_id} not found")
 
-    def run_job(self, job_id: str) -> list[int]:
-        """Submit one run of the job to its executor now, outside the request thread.
+    def run_job(self, job_id: str) -> int:
+        """Request one run of the job now, for the firing leader to take (it runs outside
+        the request thread, on whichever replica leads, even while the scheduler is paused).
 
-        :returns: the ids of the recorded runs.
-        :raises Conflict: the job already runs max_instances times.
+        :returns: the id of the recorded run (pending until the leader takes it).
+        :raises Conflict: the job already has max_instances runs open (the refusal is
+            recorded as a skipped run).
+        :raises ServiceUnavailable: the service database did not take the request.
         """
         job = self.get_job(job_id)
-        executor = self.scheduler._lookup_executor(job.executor)
+        if self.lifecycle is None:
+            raise ServiceUnavailable("this scheduler records no runs")
         try:
-            return executor.submit_job(job, [self._now()], trigger="manual")
-        except MaxInstancesReachedError:
-            raise Conflict(
-                f"Job {job_id} is already running {job.max_instances} time(s) (max_instances)"
-            ) from None
+            if count_open_runs(job.id) >= job.max_instances:
+                reason = f"Job {job_id} is already running {job.max_instances} time(s)"
+                self.lifecycle.refuse(job, reason=f"{reason} (max_instances)")
+                raise Conflict(f"{reason} (max_instances)")
+            return self.lifecycle.request(job, trigger="manual")
+        except (HistoryUnavailable, SQLAlchemyError):
+            raise ServiceUnavailable("the service database is unavailable") from None
 
     def upsert_job(self, spec: JobSpec) -> str:
         """Add a declared job, or bring a stored one in line with it; keep its schedule when

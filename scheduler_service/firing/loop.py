@@ -20,6 +20,17 @@ its store one at a time (a transaction or round trip a job). This pass keeps its
 If the write-back fails (the store went away mid-pass), the jobs keep their old run time
 and the pass is tried again after ``jobstore_retry_interval``; their fires are claimed
 already, so they are not run twice (the second claim is recorded ``skipped_duplicate``).
+If the claim itself fails (the service database is unreachable), nothing is submitted or
+written back: the fires wait for the database, and are then run or recorded missed.
+
+The ledger: every due instant of a job is recorded. With coalescing, the instants folded
+into the run are recorded ``coalesced`` (the newest ``LEDGER_LIMIT``; APScheduler would list
+every missed instant of a job whose next run time lies years back, so the list is cut there
+and the run is the newest instant listed). Instants due before this replica began firing
+(a failover, a restart, a pause) are flagged ``no_leader``.
+
+Pending runs (retries, manual runs: rows in the service database) are taken here too, by
+the firing leader only: retries wait while the scheduler is paused, manual runs do not.
 """
 
 from __future__ import annotations
@@ -41,7 +52,10 @@ from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_PAUSED, STATE_STOPPED, TIMEOUT_MAX
 
+from .lifecycle import Fire, HistoryUnavailable, RunLifecycle
 from .writeback import write_back
+
+LEDGER_LIMIT = 100  # due instants of one job listed (and recorded) per pass at most
 
 
 def _always() -> bool:
@@ -50,12 +64,28 @@ def _always() -> bool:
 
 @dataclass
 class _Fire:
-    """One due job of a pass: its executor, its run times, and the fires claimed for it."""
+    """One due job of a pass: its executor, its run times, the instants coalesced into the
+    last one, and the fires claimed for it."""
 
     job: Job
     executor: Any
     run_times: list[datetime]
+    coalesced: list[datetime]
     claimed: list[tuple[datetime, int | None]] | None = None
+
+
+def due_run_times(job: Job, now: datetime, *, limit: int = LEDGER_LIMIT) -> list[datetime]:
+    """The instants at which ``job`` fell due by ``now``: at most ``limit``, the newest
+    ones kept when the trigger gives more (APScheduler's ``Job._get_run_times`` lists
+    them all, without end)."""
+    run_times: list[datetime] = []
+    next_run = job.next_run_time
+    while next_run and next_run <= now:
+        run_times.append(next_run)
+        if len(run_times) > 2 * limit:
+            del run_times[:limit]
+        next_run = job.trigger.get_next_fire_time(next_run, now)
+    return run_times[-limit:]
 
 
 class FencedScheduler(BackgroundScheduler):
@@ -65,15 +95,25 @@ class FencedScheduler(BackgroundScheduler):
         super().__init__(**options)
         self.may_fire: Callable[[], bool] = _always
         self.recheck: float | None = None
+        self.lifecycle: RunLifecycle | None = None  # set when bound to the service's app
+        self.firing_since: datetime | None = None  # when this process began to fire
 
     def _process_jobs(self) -> float | None:
-        if self.state in (STATE_STOPPED, STATE_PAUSED):
+        if self.state == STATE_STOPPED:
             return None
         if not self.may_fire():
+            self.firing_since = None
             return self.recheck  # a follower: woken when elected
         now = datetime.now(self.timezone)
-        next_wakeup: datetime | None = None
         events: list[JobEvent] = []
+        next_wakeup = self._take_requests(now, events, paused=self.state == STATE_PAUSED)
+        if self.state == STATE_PAUSED:
+            self.firing_since = None
+            for event in events:
+                self._dispatch_event(event)
+            return self._wait_seconds(next_wakeup)
+        if self.firing_since is None:
+            self.firing_since = now
         with self._jobstores_lock:
             for alias, jobstore in self._jobstores.items():
                 try:
@@ -85,7 +125,12 @@ class FencedScheduler(BackgroundScheduler):
                 fires = self._prepare(due_jobs, alias, now)
                 if fires and not self.may_fire():  # deposed: leave them to the new leader
                     return self.recheck
-                self._submit_all(fires, alias, events)
+                try:
+                    self._submit_all(fires, alias, events)
+                except HistoryUnavailable as exc:
+                    self._logger.warning("Fires of job store %r wait: %s", alias, exc)
+                    next_wakeup = self._retry_by(now, next_wakeup)
+                    continue
                 try:
                     self._write_back(fires, alias, jobstore, now, events)
                 except Exception as exc:
@@ -103,6 +148,59 @@ class FencedScheduler(BackgroundScheduler):
         for event in events:
             self._dispatch_event(event)
         return self._wait_seconds(next_wakeup)
+
+    def _take_requests(
+        self, now: datetime, events: list[JobEvent], *, paused: bool
+    ) -> datetime | None:
+        """Submit the pending runs that are due (only manual ones while paused); return when
+        the next one falls due."""
+        if self.lifecycle is None:
+            return None
+        try:
+            due, following = self.lifecycle.due_requests(now)
+        except Exception as exc:
+            self._logger.warning("Could not read the pending runs: %s", exc)
+            return now + timedelta(seconds=self.jobstore_retry_interval)
+        for run in due:
+            if paused and run.trigger != "manual":
+                continue  # a retry waits while the scheduler is paused
+            try:
+                self._submit_request(run, events)
+            except Exception:
+                self._logger.exception(
+                    "Could not submit pending run %d of job %s", run.id, run.job_id
+                )
+        return following
+
+    def _submit_request(self, run: Any, events: list[JobEvent]) -> None:
+        """Take one pending run and hand it to its job's executor."""
+        assert self.lifecycle is not None
+        job = self.get_job(run.job_id)
+        if job is None:
+            self.lifecycle.cancel(run, reason="not run: the job was removed")
+            return
+        if job.next_run_time is None and run.trigger != "manual":
+            self.lifecycle.cancel(run, reason="not retried: the job is paused")
+            return
+        if not self.lifecycle.take(run.id):
+            return  # taken or cancelled meanwhile
+        executor = self._lookup_executor(job.executor)
+        claimed = [(run.scheduled_run_time, run.id)]
+        try:
+            executor.submit_job(
+                job,
+                [run.scheduled_run_time],
+                run.trigger,
+                run.attempt,
+                claimed=claimed,
+                due=run.not_before,
+            )
+        except MaxInstancesReachedError:
+            events.append(
+                JobSubmissionEvent(
+                    EVENT_JOB_MAX_INSTANCES, job.id, job._jobstore_alias, [run.scheduled_run_time]
+                )
+            )
 
     def _retry_by(self, now: datetime, next_wakeup: datetime | None) -> datetime:
         """The next wake-up once a store has failed: at most jobstore_retry_interval away."""
@@ -124,10 +222,13 @@ class FencedScheduler(BackgroundScheduler):
                 )
                 self.remove_job(job.id, alias)
                 continue
-            run_times = job._get_run_times(now)
-            run_times = run_times[-1:] if run_times and job.coalesce else run_times
-            if run_times:
-                fires.append(_Fire(job, executor, run_times))
+            run_times = due_run_times(job, now)
+            if not run_times:
+                continue
+            if job.coalesce:
+                fires.append(_Fire(job, executor, run_times[-1:], run_times[:-1]))
+            else:
+                fires.append(_Fire(job, executor, run_times, []))
         return fires
 
     def _submit_all(self, fires: list[_Fire], alias: str, events: list[JobEvent]) -> None:
@@ -137,7 +238,9 @@ class FencedScheduler(BackgroundScheduler):
             if hasattr(fire.executor, "claim_many"):
                 groups.setdefault(id(fire.executor), []).append(fire)
         for group in groups.values():
-            claims = group[0].executor.claim_many([(f.job, f.run_times) for f in group])
+            claims = group[0].executor.claim_many(
+                [Fire(f.job, f.run_times, f.coalesced, self.firing_since) for f in group]
+            )
             for fire, claimed in zip(group, claims, strict=True):
                 fire.claimed = claimed
         for fire in fires:
@@ -183,8 +286,6 @@ class FencedScheduler(BackgroundScheduler):
         events.extend(JobEvent(EVENT_JOB_REMOVED, job_id, alias) for job_id in removed)
 
     def _wait_seconds(self, next_wakeup: datetime | None) -> float | None:
-        if self.state == STATE_PAUSED:
-            return None
         wait = None
         if next_wakeup is not None:
             now = datetime.now(self.timezone)
