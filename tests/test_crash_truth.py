@@ -114,6 +114,8 @@ def service_env(tmp_path: Path) -> dict[str, str]:
         SCHEDULER_HEARTBEAT_INTERVAL="0.5",
         SCHEDULER_HEARTBEAT_TIMEOUT="3",
         PYTHONUNBUFFERED="1",
+        # The service imports tests.app_jobs: the repository must be on its path.
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     )
     return env
 

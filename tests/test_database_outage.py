@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import wait_for
-from tests.server import ADMIN_PASSWORD, Server, free_port
+from tests.server import ADMIN_PASSWORD, REPO_ROOT, Server, free_port
 
 FINAL_TIMEOUT = 30.0  # from the database's return to every run recorded final
 OPEN_STATES = ("pending", "submitted", "running")
@@ -121,6 +121,8 @@ def service(private_postgres: PrivatePostgres, tmp_path: Path) -> Iterator[Serve
         SCHEDULER_HEARTBEAT_TIMEOUT=str(HEARTBEAT_TIMEOUT),
         SCHEDULER_STORE_TIMEOUT="2",
         PYTHONUNBUFFERED="1",
+        # The service imports tests.app_jobs: the repository must be on its path.
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     )
     server = Server(env, tmp_path, "service")
     try:

@@ -35,6 +35,7 @@ the firing leader only: retries wait while the scheduler is paused, manual runs 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,11 +56,17 @@ from apscheduler.schedulers.base import STATE_PAUSED, STATE_STOPPED, TIMEOUT_MAX
 from .lifecycle import Fire, HistoryUnavailable, RunLifecycle
 from .writeback import write_back
 
+log = logging.getLogger(__name__)
 LEDGER_LIMIT = 100  # due instants of one job listed (and recorded) per pass at most
 
 
 def _always() -> bool:
     return True
+
+
+def _is_retry(run: Any) -> bool:
+    """Whether a pending run is a retry (or a scheduled fire), not an operator's request."""
+    return run.attempt > 1 or run.trigger != "manual"
 
 
 @dataclass
@@ -71,21 +78,44 @@ class _Fire:
     executor: Any
     run_times: list[datetime]
     coalesced: list[datetime]
+    next_run: datetime | None
     claimed: list[tuple[datetime, int | None]] | None = None
 
 
-def due_run_times(job: Job, now: datetime, *, limit: int = LEDGER_LIMIT) -> list[datetime]:
-    """The instants at which ``job`` fell due by ``now``: at most ``limit``, the newest
-    ones kept when the trigger gives more (APScheduler's ``Job._get_run_times`` lists
-    them all, without end)."""
+def due_run_times(
+    job: Job, now: datetime, *, limit: int = LEDGER_LIMIT
+) -> tuple[list[datetime], datetime | None]:
+    """The instants at which ``job`` fell due by ``now`` (at most ``limit``, the newest),
+    and its first instant after ``now`` (None: it has no more).
+
+    APScheduler's ``Job._get_run_times`` lists them all: an hourly job whose next run time
+    lies in the year 1 holds the scheduler for minutes and gigabytes. Here, past ``limit``
+    instants the walk jumps to about ``limit`` spacings before ``now`` (triggers find their
+    next instant after any time) and goes on from there: bounded work for any input.
+    """
+    trigger = job.trigger
     run_times: list[datetime] = []
     next_run = job.next_run_time
+    jumped = False
     while next_run and next_run <= now:
         run_times.append(next_run)
-        if len(run_times) > 2 * limit:
-            del run_times[:limit]
-        next_run = job.trigger.get_next_fire_time(next_run, now)
-    return run_times[-limit:]
+        if len(run_times) == limit and not jumped:
+            jumped = True
+            spacing = (run_times[-1] - run_times[0]) / (limit - 1)
+            resume_at = now - spacing * limit
+            if spacing and resume_at > next_run:
+                log.warning(
+                    "job %s fell due more than %d times since %s: only the newest are listed",
+                    job.id,
+                    limit,
+                    run_times[0],
+                )
+                following = trigger.get_next_fire_time(None, resume_at)
+                if following is not None and following > next_run:
+                    next_run = following
+                    continue
+        next_run = trigger.get_next_fire_time(next_run, now)
+    return run_times[-limit:], next_run
 
 
 class FencedScheduler(BackgroundScheduler):
@@ -162,7 +192,7 @@ class FencedScheduler(BackgroundScheduler):
             self._logger.warning("Could not read the pending runs: %s", exc)
             return now + timedelta(seconds=self.jobstore_retry_interval)
         for run in due:
-            if paused and run.trigger != "manual":
+            if paused and _is_retry(run):
                 continue  # a retry waits while the scheduler is paused
             try:
                 self._submit_request(run, events)
@@ -179,7 +209,7 @@ class FencedScheduler(BackgroundScheduler):
         if job is None:
             self.lifecycle.cancel(run, reason="not run: the job was removed")
             return
-        if job.next_run_time is None and run.trigger != "manual":
+        if job.next_run_time is None and _is_retry(run):
             self.lifecycle.cancel(run, reason="not retried: the job is paused")
             return
         if not self.lifecycle.take(run.id):
@@ -222,13 +252,13 @@ class FencedScheduler(BackgroundScheduler):
                 )
                 self.remove_job(job.id, alias)
                 continue
-            run_times = due_run_times(job, now)
+            run_times, next_run = due_run_times(job, now)
             if not run_times:
                 continue
             if job.coalesce:
-                fires.append(_Fire(job, executor, run_times[-1:], run_times[:-1]))
+                fires.append(_Fire(job, executor, run_times[-1:], run_times[:-1], next_run))
             else:
-                fires.append(_Fire(job, executor, run_times, []))
+                fires.append(_Fire(job, executor, run_times, [], next_run))
         return fires
 
     def _submit_all(self, fires: list[_Fire], alias: str, events: list[JobEvent]) -> None:
@@ -276,9 +306,8 @@ class FencedScheduler(BackgroundScheduler):
         updated: list[Job] = []
         removed: list[str] = []
         for fire in fires:
-            next_run = fire.job.trigger.get_next_fire_time(fire.run_times[-1], now)
-            if next_run:
-                fire.job._modify(next_run_time=next_run)
+            if fire.next_run:
+                fire.job._modify(next_run_time=fire.next_run)
                 updated.append(fire.job)
             else:
                 removed.append(fire.job.id)
