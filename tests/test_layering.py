@@ -29,7 +29,15 @@ def files(folder: str) -> list[Path]:
     return sorted((ROOT / folder).rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", files("scheduler_service/scheduler"), ids=lambda p: p.name)
+CORE = [
+    *files("scheduler_service/scheduler"),
+    *files("scheduler_service/firing"),
+    *files("scheduler_service/runs"),
+    *files("scheduler_service/coordination"),
+]
+
+
+@pytest.mark.parametrize("path", CORE, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_scheduler_core_knows_no_http_layer(path: Path) -> None:
     bad = {
         n
