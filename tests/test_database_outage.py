@@ -171,6 +171,8 @@ def test_runs_that_finish_while_the_database_is_down_are_recorded_when_it_return
             "trigger": "date",
             "run_date": later,
         }
+        if failure is not None:  # its retry is requested while the database is down
+            job.update(retries=1, retry_delay=0.5)
         assert service.request("POST", "/scheduler/jobs", job).status == 200
         answer = service.request("POST", f"/scheduler/jobs/{job_id}/run")
         assert answer.status == 202, answer.body
@@ -228,6 +230,17 @@ def test_runs_that_finish_while_the_database_is_down_are_recorded_when_it_return
         if failure is not None:
             assert failure in (run["error"] or ""), run
             assert "RuntimeError" in (run["traceback"] or ""), run
+
+    # The failed run's retry, which the database could not take in the outage, is recorded
+    # and run once it answers.
+    def retried() -> dict[str, Any] | None:
+        runs = service.request("GET", "/scheduler/jobs/bad/runs").json()
+        second = [r for r in runs if r["attempt"] == 2]
+        return second[0] if second and second[0]["state"] == "failed" else None
+
+    retry = wait_for(retried, timeout=FINAL_TIMEOUT, what="the retry of the failed run")
+    assert retry["scheduled_run_time"] == runs["bad"]["scheduled_run_time"], retry
     answer = service.request("GET", "/scheduler/runs?limit=100")
     assert answer.status == 200, answer.body
-    assert sorted(r["id"] for r in answer.json()) == sorted(run_ids.values()), answer.json()
+    expected = sorted([*run_ids.values(), retry["id"]])
+    assert sorted(r["id"] for r in answer.json()) == expected, answer.json()

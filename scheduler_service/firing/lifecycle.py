@@ -16,6 +16,7 @@ becomes a pending run in the service database (durable: the leader takes it when
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -71,6 +72,8 @@ class RunLifecycle:
         self.subscribers: list[Subscriber] = []
         # Set by the scheduler: wake the processing pass (a retry or a request is due).
         self.wake: Callable[[], None] = lambda: None
+        # Retries the database could not take yet, written again at every pass.
+        self._deferred: deque[tuple[Job, RunEvent, float]] = deque()
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call ``subscriber`` with every RunEvent from now on (it must not raise)."""
@@ -151,7 +154,14 @@ class RunLifecycle:
         self.emit(RunEvent("skipped", job.id, run_id, 1, "manual", now, error=reason))
 
     def due_requests(self, now: datetime) -> tuple[list[PendingRun], datetime | None]:
-        """The pending runs due by ``now``, and when the next one is."""
+        """The pending runs due by ``now``, and when the next one is (retries the database
+        could not take before are recorded first).
+
+        :raises Exception: the database could not be read.
+        """
+        for _ in range(len(self._deferred)):  # popleft: job threads may append meanwhile
+            job, event, delay = self._deferred.popleft()
+            self._retry(job, event, delay=delay, wake=False)
         with self.app.app_context():
             return recorder.pending_runs(now)
 
@@ -235,7 +245,12 @@ class RunLifecycle:
             if event.state in ("failed", "timed_out") and event.attempt <= policy.retries:
                 self._retry(job, event, delay=policy.delay(event.attempt + 1))
 
-    def _retry(self, job: Job, event: RunEvent, *, delay: float) -> None:
+    @property
+    def deferred(self) -> int:
+        """Retries waiting for the service database to take them."""
+        return len(self._deferred)
+
+    def _retry(self, job: Job, event: RunEvent, *, delay: float, wake: bool = True) -> None:
         try:
             self.request(
                 job,
@@ -244,8 +259,16 @@ class RunLifecycle:
                 scheduled_run_time=event.scheduled_run_time,
                 delay=delay,
             )
-        except HistoryUnavailable as exc:
-            log.error("job %s: attempt %d not scheduled: %s", job.id, event.attempt + 1, exc)
+        except HistoryUnavailable as exc:  # kept, and recorded at a later pass
+            log.warning(
+                "job %s: attempt %d waits for the service database: %s",
+                job.id,
+                event.attempt + 1,
+                exc,
+            )
+            self._deferred.append((job, event, delay))
+            if wake:  # the pass then looks again every jobstore_retry_interval
+                self.wake()
 
     def _write(self, change: RunChange) -> None:
         with self.app.app_context():

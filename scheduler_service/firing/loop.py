@@ -186,11 +186,14 @@ class FencedScheduler(BackgroundScheduler):
         the next one falls due."""
         if self.lifecycle is None:
             return None
+        retry = now + timedelta(seconds=self.jobstore_retry_interval)
         try:
             due, following = self.lifecycle.due_requests(now)
         except Exception as exc:
             self._logger.warning("Could not read the pending runs: %s", exc)
-            return now + timedelta(seconds=self.jobstore_retry_interval)
+            return retry
+        if self.lifecycle.deferred:  # retries the database did not take: try again soon
+            following = retry if following is None else min(following, retry)
         for run in due:
             if paused and _is_retry(run):
                 continue  # a retry waits while the scheduler is paused

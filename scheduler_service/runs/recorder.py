@@ -243,23 +243,7 @@ def claim_many(fires: Sequence[Fire]) -> list[list[tuple[datetime, int | None]]]
     :raises HistoryUnavailable: the database could not be written; nothing was claimed.
     """
     now, origin = utcnow(), _origin()
-    rows = [
-        {
-            **_row(
-                f.job,
-                t,
-                trigger="schedule",
-                state="submitted",
-                attempt=1,
-                now=now,
-                origin=origin,
-                firing_since=f.firing_since,
-            ),
-            "claim": True,
-        }
-        for f in fires
-        for t in f.run_times
-    ]
+    rows = [_claim_row(f, t, "submitted", now, origin) for f in fires for t in f.run_times]
     if not rows:
         return [[] for _ in fires]
     try:
@@ -286,25 +270,28 @@ def _split(fires: Sequence[Fire], ids: list[int]) -> list[list[tuple[datetime, i
     return claimed
 
 
+def _claim_row(
+    fire: Fire, run_time: datetime, state: str, now: datetime, origin: Origin
+) -> dict[str, Any]:
+    """The row that claims one due instant of ``fire`` (the unique index's ``claim``)."""
+    row = _row(
+        fire.job,
+        run_time,
+        trigger="schedule",
+        state=state,
+        attempt=1,
+        now=now,
+        origin=origin,
+        firing_since=fire.firing_since,
+    )
+    return {**row, "claim": True}
+
+
 def _coalesced_rows(
     fire: Fire, into: int | None, now: datetime, origin: Origin
 ) -> list[dict[str, Any]]:
     return [
-        {
-            **_row(
-                fire.job,
-                t,
-                trigger="schedule",
-                state="coalesced",
-                attempt=1,
-                now=now,
-                origin=origin,
-                firing_since=fire.firing_since,
-            ),
-            "claim": True,
-            "coalesced_into": into,
-            "pid": None,
-        }
+        {**_claim_row(fire, t, "coalesced", now, origin), "coalesced_into": into, "pid": None}
         for t in fire.coalesced
     ]
 
@@ -332,18 +319,9 @@ def _claim_each(fire: Fire, now: datetime, origin: Origin) -> list[tuple[datetim
     """
     won: list[tuple[datetime, int | None]] = []
     for run_time in fire.run_times:
-        row = _row(
-            fire.job,
-            run_time,
-            trigger="schedule",
-            state="submitted",
-            attempt=1,
-            now=now,
-            origin=origin,
-            firing_since=fire.firing_since,
-        )
+        row = _claim_row(fire, run_time, "submitted", now, origin)
         try:
-            won.append((run_time, _insert_rows([{**row, "claim": True}])[0]))
+            won.append((run_time, _insert_rows([row])[0]))
             db.session.commit()
         except IntegrityError:
             db.session.rollback()

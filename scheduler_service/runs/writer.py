@@ -235,6 +235,8 @@ class RunWriter:
         """Wait until every change queued so far is written; False when ``timeout`` passed."""
         if not self.running:  # an empty queue is not enough: a batch may be in flight
             return True
+        if self.unreachable:  # the database is down: a reader would wait for nothing
+            return False
         marker = _Flush()
         self._queue.put(marker)
         self._hurry.set()
