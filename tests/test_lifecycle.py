@@ -230,16 +230,21 @@ def beat(boot: str, *, age: timedelta, machine: str = "another-machine", **extra
 def test_the_leader_closes_the_runs_of_a_replica_whose_heartbeat_expired(
     make_app: Callable[..., Flask],
 ) -> None:
-    app = make_app(SCHEDULER_HEARTBEAT_INTERVAL=0.1, SCHEDULER_HEARTBEAT_TIMEOUT=2)
+    app = make_app(SCHEDULER_HEARTBEAT_INTERVAL=0.1, SCHEDULER_HEARTBEAT_TIMEOUT=30)
     with app.app_context():
         db.session.add_all(
-            [beat("deadbeef", age=timedelta(minutes=5)), beat("alive", age=timedelta())]
+            [
+                beat("deadbeef", age=timedelta(seconds=100)),  # expired: listed dead
+                beat("ancient", age=timedelta(hours=1)),  # dead for over 10 timeouts: dropped
+                beat("alive", age=timedelta()),
+            ]
         )
         runs = [
             held_run("a", "deadbeef"),
             held_run("b", "deadbeef", "submitted"),
             held_run("c", "alive"),
             held_run("d", "vanished"),  # no heartbeat row at all, open for two hours
+            held_run("e", "ancient"),
         ]
         db.session.add_all(runs)
         db.session.commit()
@@ -251,15 +256,14 @@ def test_the_leader_closes_the_runs_of_a_replica_whose_heartbeat_expired(
         return [client.get(f"/scheduler/runs/{i}", headers=VIEWER).get_json()["state"] for i in ids]
 
     wait_for(lambda: states()[0] == "unknown", timeout=10)
-    assert states() == ["unknown", "unknown", "running", "unknown"]
+    assert states() == ["unknown", "unknown", "running", "unknown", "unknown"]
     ran = client.get(f"/scheduler/runs/{ids[0]}", headers=VIEWER).get_json()
     queued = client.get(f"/scheduler/runs/{ids[1]}", headers=VIEWER).get_json()
     assert "outcome was not recorded" in ran["error"] and ran["finished_at"]
     assert "may not have run" in queued["error"]
-    boots = {
-        r["boot"] for r in client.get("/scheduler/cluster", headers=VIEWER).get_json()["replicas"]
-    }
-    assert "deadbeef" not in boots and "alive" in boots
+    listed = client.get("/scheduler/cluster", headers=VIEWER).get_json()["replicas"]
+    alive = {r["boot"]: r["alive"] for r in listed}
+    assert alive["deadbeef"] is False and alive["alive"] is True and "ancient" not in alive
 
 
 def test_a_restart_on_the_same_machine_closes_its_predecessors_runs_at_once(

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HOST = socket.gethostname()
+DEAD_LISTED = 10  # heartbeat timeouts a dead process stays in GET /scheduler/cluster
 
 
 def _read(path: str) -> str:
@@ -190,8 +191,10 @@ class ReplicaRegistry:
 
     def sweep(self) -> int:
         """Close the runs of every boot whose heartbeat expired (or that has no heartbeat
-        row and held runs open for longer than the timeout); return how many runs."""
-        cutoff = utcnow() - timedelta(seconds=self.timeout)
+        row and held runs open for longer than the timeout); return how many runs. A dead
+        boot's row stays listed (alive: false) for ``DEAD_LISTED`` timeouts."""
+        now = utcnow()
+        cutoff = now - timedelta(seconds=self.timeout)
         expired = set(
             db.session.scalars(
                 select(ReplicaBeat.boot).where(ReplicaBeat.last_heartbeat < cutoff)
@@ -199,13 +202,19 @@ class ReplicaRegistry:
         )
         known = set(db.session.scalars(select(ReplicaBeat.boot)).all())
         orphans = boots_with_open_runs(submitted_before=cutoff) - known
-        return self._close(expired | orphans - {self.boot}, "its heartbeat expired")
+        closed = self._close((expired | orphans) - {self.boot}, "its heartbeat expired")
+        forgotten = now - timedelta(seconds=self.timeout * DEAD_LISTED)
+        db.session.execute(delete(ReplicaBeat).where(ReplicaBeat.last_heartbeat < forgotten))
+        db.session.commit()
+        return closed
 
-    def _close(self, boots: set[str], why: str) -> int:
+    def _close(self, boots: set[str], why: str, *, forget: bool = False) -> int:
+        """Close the open runs of dead ``boots``; with ``forget``, drop their rows too."""
         if not boots:
             return 0
         closed = close_runs_of(boots)
-        db.session.execute(delete(ReplicaBeat).where(ReplicaBeat.boot.in_(boots)))
+        if forget:
+            db.session.execute(delete(ReplicaBeat).where(ReplicaBeat.boot.in_(boots)))
         db.session.commit()
         if closed:
             log.warning(
@@ -244,7 +253,7 @@ class ReplicaRegistry:
         ).all()
         # Without /proc there is no start time to compare: the heartbeat decides.
         dead = {r.boot for r in local if r.pid_start and process_start(r.pid) != r.pid_start}
-        self._close(dead, "their process no longer runs on this machine")
+        self._close(dead, "their process no longer runs on this machine", forget=True)
         legacy = close_legacy_runs()
         if legacy:
             log.warning("closed %d run(s) of an older release's dead process as unknown", legacy)
