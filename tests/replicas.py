@@ -164,9 +164,9 @@ def check_fires(
     that the job's own log agrees with the run history; return the claiming runs.
 
     Only the leader fires, so no replica even tries a claimed fire (``skipped_duplicate``)
-    and none is abandoned; except that a leader that is ``gone`` (killed or stopped) may
+    and no outcome is unknown; except that a leader that is ``gone`` (killed or stopped) may
     have claimed a fire and ended before it moved the job on: its successor then fires it
-    again and finds the claim, and its own run may be abandoned or never finish.
+    again and finds the claim, and its own run may be closed as unknown or never finish.
     """
     before = executions(log, job_id)  # the log around the fetch: runs go on meanwhile
     runs = fetch_runs()
@@ -185,7 +185,7 @@ def check_fires(
         r
         for r in runs
         if r["state"] not in ("succeeded", "submitted", "running")
-        and not (r["state"] == "abandoned" and r["pid"] in gone)
+        and not (r["state"] == "unknown" and r["pid"] in gone)
         and not (r["state"] == "skipped_duplicate" and holders.get(r["scheduled_run_time"]) in gone)
     ]
     assert not bad, f"{job_id}: unexpected runs {bad}"

@@ -66,6 +66,7 @@ def test_bad_policy_is_400(client: FlaskClient, field: str, value: object) -> No
 def test_a_failing_fire_is_retried_until_it_succeeds(client: FlaskClient, tmp_path: Path) -> None:
     counter = tmp_path / "attempts"
     add(client, "flaky", "jobs.examples:flaky", [str(counter), 2], retries=2, retry_delay=0.1)
+    assert client.post("/scheduler/resume", headers=OPERATOR).status_code == 204  # retries wait
     first = client.post("/scheduler/jobs/flaky/run?wait=10", headers=OPERATOR).get_json()
     assert (first["state"], first["attempt"]) == ("failed", 1)
     runs = wait_for(

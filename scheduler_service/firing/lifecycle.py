@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..runs import recorder
 from ..runs.recorder import Fire, HistoryUnavailable, RunChange, queue_change, utcnow
+from ..runs.writer import run_writer
 from ..scheduler.policy import policy_of
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 LIFECYCLE_KEY = "scheduler_service.lifecycle"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build, twice a run
 class RunEvent:
     """A run entered ``state``. Picklable: a process-pool child sends these back."""
 
@@ -74,6 +75,11 @@ class RunLifecycle:
         self.wake: Callable[[], None] = lambda: None
         # Retries the database could not take yet, written again at every pass.
         self._deferred: deque[tuple[Job, RunEvent, float]] = deque()
+        # Set when a pending run may have been added (here, or announced by another
+        # replica): the processing pass reads the pending runs again only then, or when one
+        # falls due, or after REQUEST_POLL seconds, not at every wake-up (a job added through
+        # the API wakes it).
+        self.requests_changed = True
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call ``subscriber`` with every RunEvent from now on (it must not raise)."""
@@ -130,6 +136,7 @@ class RunLifecycle:
                 scheduled_run_time=scheduled_run_time or now,
                 not_before=now + timedelta(seconds=delay),
             )
+        self.requests_changed = True
         self.emit(
             RunEvent(
                 "pending",
@@ -271,6 +278,11 @@ class RunLifecycle:
                 self.wake()
 
     def _write(self, change: RunChange) -> None:
+        # Straight onto the writer's queue: no app context to push, once a run, in a burst.
+        writer = run_writer(self.app)
+        if writer is not None and writer.running:
+            writer.put(change)
+            return
         with self.app.app_context():
             queue_change(change)
 

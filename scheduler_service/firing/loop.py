@@ -36,6 +36,7 @@ the firing leader only: retries wait while the scheduler is paused, manual runs 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -53,11 +54,16 @@ from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_PAUSED, STATE_STOPPED, TIMEOUT_MAX
 
+from ..runs.recorder import PENDING_BATCH
 from .lifecycle import Fire, HistoryUnavailable, RunLifecycle
 from .writeback import write_back
 
 log = logging.getLogger(__name__)
 LEDGER_LIMIT = 100  # due instants of one job listed (and recorded) per pass at most
+# Seconds between two reads of the pending runs at most, whatever wakes the pass: a safety
+# net for a request announced by a notice that was lost, or made by a process that cannot
+# announce it (several processes sharing the database without coordination).
+REQUEST_POLL = 5.0
 
 
 def _always() -> bool:
@@ -127,6 +133,8 @@ class FencedScheduler(BackgroundScheduler):
         self.recheck: float | None = None
         self.lifecycle: RunLifecycle | None = None  # set when bound to the service's app
         self.firing_since: datetime | None = None  # when this process began to fire
+        self._requests_read = 0.0  # monotonic time of the last read of the pending runs
+        self._next_request: datetime | None = None  # when the next known one falls due
 
     def _process_jobs(self) -> float | None:
         if self.state == STATE_STOPPED:
@@ -184,18 +192,33 @@ class FencedScheduler(BackgroundScheduler):
     ) -> datetime | None:
         """Submit the pending runs that are due (only manual ones while paused); return when
         the next one falls due."""
-        if self.lifecycle is None:
+        lifecycle = self.lifecycle
+        if lifecycle is None:
             return None
+        read_at = time.monotonic()
+        if not (
+            lifecycle.requests_changed
+            or lifecycle.deferred
+            or read_at - self._requests_read >= REQUEST_POLL
+            or (self._next_request is not None and self._next_request <= now)
+        ):
+            return self._next_request
+        lifecycle.requests_changed = False  # before the read: a request made during it is seen
+        self._requests_read = read_at
         retry = now + timedelta(seconds=self.jobstore_retry_interval)
         try:
-            due, following = self.lifecycle.due_requests(now)
+            due, following = lifecycle.due_requests(now)
         except Exception as exc:
             self._logger.warning("Could not read the pending runs: %s", exc)
+            lifecycle.requests_changed = True
             return retry
-        if self.lifecycle.deferred:  # retries the database did not take: try again soon
+        if lifecycle.deferred:  # retries the database did not take: try again soon
             following = retry if following is None else min(following, retry)
+        if len(due) == PENDING_BATCH:  # more are due than one read takes: read again at once
+            lifecycle.requests_changed = True
         for run in due:
             if paused and _is_retry(run):
+                lifecycle.requests_changed = True  # read again on resume
                 continue  # a retry waits while the scheduler is paused
             try:
                 self._submit_request(run, events)
@@ -203,6 +226,7 @@ class FencedScheduler(BackgroundScheduler):
                 self._logger.exception(
                     "Could not submit pending run %d of job %s", run.id, run.job_id
                 )
+        self._next_request = following
         return following
 
     def _submit_request(self, run: Any, events: list[JobEvent]) -> None:
@@ -318,10 +342,11 @@ class FencedScheduler(BackgroundScheduler):
         events.extend(JobEvent(EVENT_JOB_REMOVED, job_id, alias) for job_id in removed)
 
     def _wait_seconds(self, next_wakeup: datetime | None) -> float | None:
-        wait = None
+        wait = REQUEST_POLL if self.lifecycle is not None else None
         if next_wakeup is not None:
             now = datetime.now(self.timezone)
-            wait = min(max(next_wakeup.timestamp() - now.timestamp(), 0), TIMEOUT_MAX)
+            until = min(max(next_wakeup.timestamp() - now.timestamp(), 0), TIMEOUT_MAX)
+            wait = until if wait is None else min(wait, until)
         if self.recheck is not None:
             wait = self.recheck if wait is None else min(wait, self.recheck)
         return wait

@@ -183,7 +183,12 @@ class PendingRun(NamedTuple):
     not_before: datetime
 
 
-def pending_runs(now: datetime, *, limit: int = 100) -> tuple[list[PendingRun], datetime | None]:
+PENDING_BATCH = 100  # pending runs read at once
+
+
+def pending_runs(
+    now: datetime, *, limit: int = PENDING_BATCH
+) -> tuple[list[PendingRun], datetime | None]:
     """Return the pending runs due by ``now`` (oldest first, at most ``limit``), and when the
     next one not yet due is."""
     rows = db.session.execute(

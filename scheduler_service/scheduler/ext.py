@@ -202,7 +202,10 @@ class ServiceScheduler(APScheduler):
             self.election.notify()
 
     def on_notice(self) -> None:
-        """Another replica announced a change: re-read the stores and the pause flag."""
+        """Another replica announced a change: re-read the stores, the pending runs and the
+        pause flag."""
+        if self.lifecycle is not None:
+            self.lifecycle.requests_changed = True
         self._scheduler.wakeup()
         if self.registry is not None:
             self.registry.poke()
@@ -336,7 +339,10 @@ def start_scheduler(app: Flask) -> None:
 
 
 def _on_elected(extension: ServiceScheduler) -> None:
-    """A new leader fires what is due now, and closes the runs of dead replicas."""
+    """A new leader fires what is due now, takes the pending runs, and closes the runs of
+    dead replicas."""
+    if extension.lifecycle is not None:
+        extension.lifecycle.requests_changed = True
     extension.scheduler.wakeup()
     if extension.registry is not None:
         extension.registry.poke()
