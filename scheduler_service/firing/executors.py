@@ -27,7 +27,9 @@ from apscheduler.events import (
 from apscheduler.executors.base import MaxInstancesReachedError
 from apscheduler.executors.pool import ProcessPoolExecutor, ThreadPoolExecutor
 
-from ..runs.recorder import RunChange, record_submitted, timed_out_change
+from ..runs.changes import timed_out_change
+from ..runs.recorder import record_submitted
+from ..runs.writer import RunChange
 from ..scheduler.policy import policy_of
 from .lifecycle import Fire, RunEvent, RunLifecycle, lifecycle_of
 from .pool import WorkerPool

@@ -6,7 +6,8 @@
                       └─────> unknown (its process died before the start was recorded)
     a due instant of a job: submitted (claimed), coalesced (into run N), skipped_duplicate
 
-The database side is runs/recorder.py (inserts at once, updates through the run writer);
+The database side is runs/ (recorder.py inserts claims, requests.py pending runs, changes.py
+the later changes through the run writer);
 the sweep of dead processes is runs/sweep.py. Each transition is published as a
 ``RunEvent`` to the lifecycle's subscribers (live events, metrics): one channel out of the
 engine, fed from the one place that makes each transition. A failed run with retries left
@@ -22,16 +23,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..runs import recorder
-from ..runs.recorder import Fire, HistoryUnavailable, RunChange, queue_change, utcnow
-from ..runs.writer import run_writer
+from ..runs import changes, recorder, requests
+from ..runs.changes import queue_change
+from ..runs.recorder import Fire, HistoryUnavailable, utcnow
+from ..runs.writer import RunChange, run_writer
 from ..scheduler.policy import policy_of
 
 if TYPE_CHECKING:
     from apscheduler.job import Job
     from flask import Flask
 
-    from ..runs.recorder import PendingRun
+    from ..runs.requests import PendingRun
 
 __all__ = ["Fire", "HistoryUnavailable", "RunEvent", "RunLifecycle"]
 
@@ -129,7 +131,7 @@ class RunLifecycle:
         """
         now = utcnow()
         with self.app.app_context():
-            run_id = recorder.request_run(
+            run_id = requests.request_run(
                 job=job,
                 trigger=trigger,
                 attempt=attempt,
@@ -170,17 +172,17 @@ class RunLifecycle:
             job, event, delay = self._deferred.popleft()
             self._retry(job, event, delay=delay, wake=False)
         with self.app.app_context():
-            return recorder.pending_runs(now)
+            return requests.pending_runs(now)
 
     def take(self, run_id: int) -> bool:
         """Take a pending run for this process; False when it was taken or cancelled."""
         with self.app.app_context():
-            return recorder.take_pending(run_id)
+            return requests.take_pending(run_id)
 
     def cancel(self, run: PendingRun, *, reason: str) -> None:
         """Close a pending run that will not run."""
         with self.app.app_context():
-            recorder.cancel_pending(run.id, reason=reason)
+            requests.cancel_pending(run.id, reason=reason)
         self.emit(RunEvent("skipped", run.job_id, run.id, run.attempt, run.trigger, error=reason))
 
     # -- submission --------------------------------------------------------------------------
@@ -207,7 +209,7 @@ class RunLifecycle:
         """Close claimed runs refused by max_instances."""
         for run_time, run_id in claimed:
             if run_id is not None:
-                self._write(recorder.skipped_change(run_id))
+                self._write(changes.skipped_change(run_id))
             self.emit(
                 RunEvent(
                     "skipped",
@@ -234,7 +236,7 @@ class RunLifecycle:
         events = []
         for run_time, run_id in claimed:
             if run_id is not None:
-                self._write(recorder.lost_change(run_id, error=error))
+                self._write(changes.lost_change(run_id, error=error))
             events.append(
                 RunEvent("failed", job.id, run_id, attempt, trigger, run_time, error=error)
             )

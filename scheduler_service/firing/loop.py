@@ -54,7 +54,7 @@ from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_PAUSED, STATE_STOPPED, TIMEOUT_MAX
 
-from ..runs.recorder import PENDING_BATCH
+from ..runs.requests import PENDING_BATCH
 from .lifecycle import Fire, HistoryUnavailable, RunLifecycle
 from .writeback import write_back
 

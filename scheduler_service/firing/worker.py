@@ -21,15 +21,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from flask import current_app
 
 from ..runs.capture import capture_logs
-from ..runs.recorder import (
-    RunChange,
-    encode_result,
-    finished_change,
-    queue_change,
-    started_change,
-    timed_out_change,
-    utcnow,
-)
+from ..runs.changes import finished_change, queue_change, started_change, timed_out_change
+from ..runs.recorder import encode_result, utcnow
+from ..runs.writer import RunChange
 from ..scheduler.policy import policy_of
 from .lifecycle import RunEvent
 

@@ -1,10 +1,9 @@
-"""Writing run records: the database side of the run lifecycle. Call inside an app context.
+"""Inserting run records: claims of due instants (with the instants coalesced into them),
+duplicates, and submitted runs. Call inside an app context.
 
-Inserts (claims, coalesced instants, pending retries and manual runs) are written at once, in
-one short transaction per call: their ids are needed. Updates of a run's state go through
-the app's run writer when it has one (see writer.py), else inline. A failure to record an
-update never fails the job: it is logged, loudly, and the run goes on. A claim that cannot
-be written raises ``HistoryUnavailable``: a fire is never run without its record.
+Inserts are written at once, in one short transaction per call: their ids are needed. A
+claim that cannot be written raises ``HistoryUnavailable``: a fire is never run without its
+record. Pending runs are in requests.py; later changes of a run's state in changes.py.
 """
 
 from __future__ import annotations
@@ -18,13 +17,12 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import insert, update
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from ..dbtypes import utcnow
 from ..extensions import db
 from .models import Run
-from .writer import RunChange, run_writer, write_now
 
 __all__ = ["utcnow"]  # re-exported for the runners
 
@@ -33,9 +31,6 @@ log = logging.getLogger(__name__)
 HOST = socket.gethostname()
 RESULT_LIMIT = 10_000  # characters of a JSON-encoded return value
 ORIGIN_KEY = "scheduler_service.run_origin"
-# A run's finish applies from any state but a final one: a late finish never overwrites
-# timed_out, and a run the sweep closed as unknown while its process lived gets its outcome.
-FINISHING_FROM = ("submitted", "running", "unknown")
 
 
 class HistoryUnavailable(Exception):
@@ -60,7 +55,8 @@ class Fire(NamedTuple):
     firing_since: datetime | None = None
 
 
-def _origin() -> Origin:
+def current_origin() -> Origin:
+    """Who records in this app context (none in a job-only app)."""
     return current_app.extensions.get(ORIGIN_KEY) or Origin(None, None)
 
 
@@ -74,7 +70,7 @@ def encode_result(value: Any, *, limit: int = RESULT_LIMIT) -> tuple[str, bool]:
     return text, False
 
 
-def _row(
+def run_row(
     job: Any,
     run_time: datetime,
     *,
@@ -107,7 +103,7 @@ def _row(
     }
 
 
-def _insert_rows(rows: list[dict[str, Any]]) -> list[int]:
+def insert_rows(rows: list[dict[str, Any]]) -> list[int]:
     """Insert ``rows`` (a Core INSERT: the ORM's bulk path costs twice the CPU); return their
     ids in order. The caller commits."""
     table = Run.__table__
@@ -125,115 +121,19 @@ def record_submitted(
 ) -> list[int]:
     """Insert one run per run time, held by this process; return their ids ([] when the
     database refused, which is logged)."""
-    now, origin = utcnow(), _origin()
+    now, origin = utcnow(), current_origin()
     rows = [
-        _row(job, t, trigger=trigger, state=state, attempt=attempt, now=now, origin=origin)
+        run_row(job, t, trigger=trigger, state=state, attempt=attempt, now=now, origin=origin)
         for t in run_times
     ]
     try:
-        ids = _insert_rows(rows)
+        ids = insert_rows(rows)
         db.session.commit()
         return ids
     except Exception:
         db.session.rollback()
         log.exception("could not record the submission of job %s", job.id)
         return []
-
-
-def request_run(
-    *,
-    job: Any,
-    trigger: str,
-    attempt: int,
-    scheduled_run_time: datetime,
-    not_before: datetime,
-) -> int:
-    """Insert a pending run (a retry, or a manual run) for the firing leader to take once
-    ``not_before`` has passed; return its id.
-
-    :raises HistoryUnavailable: the database did not take it.
-    """
-    row = _row(
-        job,
-        scheduled_run_time,
-        trigger=trigger,
-        state="pending",
-        attempt=attempt,
-        now=utcnow(),
-        origin=Origin(None, None),  # no process holds it until the leader takes it
-    )
-    row.update(submitted_at=None, host=None, pid=None, not_before=not_before)
-    try:
-        run_id = _insert_rows([row])[0]
-        db.session.commit()
-    except Exception as exc:
-        db.session.rollback()
-        raise HistoryUnavailable(f"could not record the run of job {job.id}: {exc}") from exc
-    return run_id
-
-
-class PendingRun(NamedTuple):
-    """A run waiting for the leader: a retry, or a manual run."""
-
-    id: int
-    job_id: str
-    trigger: str
-    attempt: int
-    scheduled_run_time: datetime
-    not_before: datetime
-
-
-PENDING_BATCH = 100  # pending runs read at once
-
-
-def pending_runs(
-    now: datetime, *, limit: int = PENDING_BATCH
-) -> tuple[list[PendingRun], datetime | None]:
-    """Return the pending runs due by ``now`` (oldest first, at most ``limit``), and when the
-    next one not yet due is."""
-    rows = db.session.execute(
-        db.select(*(getattr(Run, name) for name in PendingRun._fields))
-        .where(Run.state == "pending", Run.not_before <= now)
-        .order_by(Run.not_before, Run.id)
-        .limit(limit)
-    )
-    due = [PendingRun(*row) for row in rows]
-    following = db.session.scalar(
-        db.select(db.func.min(Run.not_before)).where(Run.state == "pending", Run.not_before > now)
-    )
-    db.session.commit()  # end the read: a long-lived session would see an old snapshot
-    return due, following
-
-
-def take_pending(run_id: int) -> bool:
-    """Take a pending run for this process; False when another took or cancelled it."""
-    origin = _origin()
-    table = Run.__table__
-    result = db.session.execute(
-        update(table)
-        .where(table.c.id == run_id, table.c.state == "pending")
-        .values(
-            state="submitted",
-            submitted_at=utcnow(),
-            boot=origin.boot,
-            replica=origin.replica,
-            host=HOST,
-            pid=os.getpid(),
-        )
-    )
-    db.session.commit()
-    return result.rowcount == 1
-
-
-def cancel_pending(run_id: int, *, reason: str) -> None:
-    """Close a pending run that will not run (its job was removed or paused)."""
-    table = Run.__table__
-    db.session.execute(
-        update(table)
-        .where(table.c.id == run_id, table.c.state == "pending")
-        .values(state="skipped", finished_at=utcnow(), error=reason, replica=_origin().replica)
-    )
-    db.session.commit()
 
 
 def claim_many(fires: Sequence[Fire]) -> list[list[tuple[datetime, int | None]]]:
@@ -247,12 +147,12 @@ def claim_many(fires: Sequence[Fire]) -> list[list[tuple[datetime, int | None]]]
 
     :raises HistoryUnavailable: the database could not be written; nothing was claimed.
     """
-    now, origin = utcnow(), _origin()
+    now, origin = utcnow(), current_origin()
     rows = [_claim_row(f, t, "submitted", now, origin) for f in fires for t in f.run_times]
     if not rows:
         return [[] for _ in fires]
     try:
-        ids = _insert_rows(rows)
+        ids = insert_rows(rows)
         claimed = _split(fires, ids)
         _insert_coalesced(fires, claimed, now, origin)
         db.session.commit()
@@ -279,7 +179,7 @@ def _claim_row(
     fire: Fire, run_time: datetime, state: str, now: datetime, origin: Origin
 ) -> dict[str, Any]:
     """The row that claims one due instant of ``fire`` (the unique index's ``claim``)."""
-    row = _row(
+    row = run_row(
         fire.job,
         run_time,
         trigger="schedule",
@@ -314,7 +214,7 @@ def _insert_coalesced(
         for row in _coalesced_rows(fire, won[-1][1], now, origin)
     ]
     if rows:
-        _insert_rows(rows)
+        insert_rows(rows)
 
 
 def _claim_each(fire: Fire, now: datetime, origin: Origin) -> list[tuple[datetime, int | None]]:
@@ -326,7 +226,7 @@ def _claim_each(fire: Fire, now: datetime, origin: Origin) -> list[tuple[datetim
     for run_time in fire.run_times:
         row = _claim_row(fire, run_time, "submitted", now, origin)
         try:
-            won.append((run_time, _insert_rows([row])[0]))
+            won.append((run_time, insert_rows([row])[0]))
             db.session.commit()
         except IntegrityError:
             db.session.rollback()
@@ -337,7 +237,7 @@ def _claim_each(fire: Fire, now: datetime, origin: Origin) -> list[tuple[datetim
     if won:
         for row in _coalesced_rows(fire, won[-1][1], now, origin):
             try:
-                _insert_rows([row])
+                insert_rows([row])
                 db.session.commit()
             except IntegrityError:  # another replica recorded this instant
                 db.session.rollback()
@@ -350,7 +250,7 @@ def _record_duplicate(job: Any, run_time: datetime, now: datetime, origin: Origi
             Run.job_id == job.id, Run.scheduled_run_time == run_time, Run.claim.is_(True)
         )
     ).first()
-    row = _row(
+    row = run_row(
         job,
         run_time,
         trigger="schedule",
@@ -363,65 +263,8 @@ def _record_duplicate(job: Any, run_time: datetime, now: datetime, origin: Origi
         row["error"] = f"claimed by run {holder.id} (replica {holder.replica or holder.host})"
     log.warning("job %s: the fire of %s was claimed elsewhere; not run here", job.id, run_time)
     try:
-        _insert_rows([row])
+        insert_rows([row])
         db.session.commit()
     except Exception:
         db.session.rollback()
         log.exception("could not record the duplicate fire of job %s", job.id)
-
-
-def queue_change(change: RunChange) -> None:
-    """Write ``change`` through the app's run writer when it has one, else at once."""
-    writer = run_writer(current_app)
-    if writer is not None:
-        writer.put(change)
-    else:
-        write_now([change])
-
-
-def started_change(run_id: int, *, started_at: datetime) -> RunChange:
-    """The change that marks a run as running in this process."""
-    return RunChange(
-        run_id,
-        ("submitted", "unknown"),
-        {"state": "running", "started_at": started_at, "host": HOST, "pid": os.getpid()},
-    )
-
-
-def finished_change(
-    run_id: int, *, state: str, started_at: datetime | None, **fields: Any
-) -> RunChange:
-    """The change that marks a run finished (succeeded, failed or missed)."""
-    finished = utcnow()
-    duration = None if started_at is None else (finished - started_at).total_seconds()
-    source = ("submitted",) if state == "missed" else FINISHING_FROM
-    values = {"state": state, "finished_at": finished, "duration": duration, **fields}
-    return RunChange(run_id, source, values)
-
-
-def timed_out_change(run_id: int, *, started_at: datetime | None, timeout: float) -> RunChange:
-    """The change that marks a run still going past its timeout as timed_out."""
-    finished = utcnow()
-    duration = timeout if started_at is None else (finished - started_at).total_seconds()
-    return RunChange(
-        run_id,
-        FINISHING_FROM,
-        {
-            "state": "timed_out",
-            "finished_at": finished,
-            "duration": duration,
-            "error": f"timed out after {timeout:g} s",
-        },
-    )
-
-
-def skipped_change(run_id: int) -> RunChange:
-    """The change that marks a claimed fire not run (max_instances reached)."""
-    return RunChange(run_id, ("submitted",), {"state": "skipped", "finished_at": utcnow()})
-
-
-def lost_change(run_id: int, *, error: str) -> RunChange:
-    """The change that marks a run whose worker died before it reported as failed."""
-    return RunChange(
-        run_id, FINISHING_FROM, {"state": "failed", "finished_at": utcnow(), "error": error}
-    )

@@ -4,7 +4,7 @@ A run is held by one process start (its ``boot``). When that boot is known dead 
 heartbeat expired, or its pid no longer runs on this machine), its runs still submitted or
 running are closed as ``unknown``: the outcome was not recorded, and nobody can tell whether
 the job ran to the end. A later outcome from the same process (it was alive after all, cut
-off from the database) still replaces ``unknown`` (see recorder.FINISHING_FROM).
+off from the database) still replaces ``unknown`` (see changes.FINISHING_FROM).
 """
 
 from __future__ import annotations
