@@ -135,7 +135,21 @@ def _handle_http_exception(error: HTTPException) -> Response:
     return response
 
 
+def database_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says a SQL database is out of reach (a connection refused or lost,
+    a lock or pool timeout), not that it refused what was asked."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
 def _handle_unexpected(error: Exception) -> Response:
+    if database_unreachable(error):  # a route without its own check: still a 503, one line
+        log.warning("the service database is unreachable: %s", type(error).__name__)
+        return error_response(503, "the service database is unavailable")
     # The traceback goes to the log; the client learns nothing about internals.
     log.exception("unhandled error", exc_info=error)
     return error_response(500, "Internal server error")

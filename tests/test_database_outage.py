@@ -186,6 +186,10 @@ def test_runs_that_finish_while_the_database_is_down_are_recorded_when_it_return
 
     private_postgres.stop()
     service.wait_until(lambda: database_down(service), "/readyz reports the database down", 10)
+    # Reading the history while the database is down is a 503 with the JSON error body.
+    down = service.request("GET", "/scheduler/runs")
+    assert down.status == 503, down.body
+    assert down.json()["error_message"] == "the service database is unavailable"
     opened = datetime.now(UTC)
     gate.touch()  # the runs finish now, the database still down
     service.wait_until(

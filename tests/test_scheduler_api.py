@@ -43,6 +43,8 @@ def test_shutdown_then_start(client: FlaskClient) -> None:
     for path in ("/scheduler/shutdown", "/scheduler/pause", "/scheduler/resume"):
         assert client.post(path, headers=ADMIN).status_code == 409
     assert client.get("/scheduler/jobs", headers=ADMIN).status_code == 409
+    assert client.post("/scheduler/jobs/a/run", headers=ADMIN).status_code == 409  # no pending
+    assert client.get("/scheduler/runs", headers=ADMIN).get_json() == []
     assert client.post("/scheduler/start", headers=ADMIN).status_code == 204
     assert info(client)["running"] is True
     assert [j["id"] for j in client.get("/scheduler/jobs", headers=ADMIN).get_json()] == ["a"]

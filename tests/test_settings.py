@@ -75,6 +75,11 @@ def test_python_and_json_config_files(tmp_path: Path, suffix: str) -> None:
         ({"SCHEDULER_ALLOWED_MODULES": []}, "SCHEDULER_ALLOWED_MODULES"),
         ({"SCHEDULER_STORE_TIMEOUT": 0}, "SCHEDULER_STORE_TIMEOUT"),
         ({"SCHEDULER_CONFIG_FILE": "/nonexistent.toml"}, "SCHEDULER_CONFIG_FILE: no such file"),
+        ({"SCHEDULER_HEARTBEAT_INTERVAL": 0}, "SCHEDULER_HEARTBEAT_INTERVAL has value 0"),
+        (
+            {"SCHEDULER_HEARTBEAT_INTERVAL": 10, "SCHEDULER_HEARTBEAT_TIMEOUT": 15},
+            "SCHEDULER_HEARTBEAT_TIMEOUT: must be at least twice SCHEDULER_HEARTBEAT_INTERVAL",
+        ),
     ],
 )
 def test_bad_settings_name_the_key(overrides: dict, message: str) -> None:

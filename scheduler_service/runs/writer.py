@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, or_
 
+from ..errors import database_unreachable
 from ..extensions import db
 from .models import Run
 
@@ -56,15 +57,6 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached; the changes were not written."""
 
 
-def _unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database is out of reach (worth waiting for), not that it
-    refused what was written."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
-    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 class RunChange(NamedTuple):
@@ -352,7 +344,7 @@ def write_changes(changes: list[RunChange]) -> int:
         return 0
     except Exception as exc:
         db.session.rollback()
-        if _unreachable(exc):
+        if database_unreachable(exc):  # worth waiting for
             raise DatabaseUnavailable(_first_line(exc)) from exc
         if len(changes) == 1:
             log.exception("could not record %s", changes[0].describe())

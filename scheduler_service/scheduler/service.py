@@ -295,7 +295,9 @@ class JobService:
         :raises Conflict: the job already has max_instances runs open (the refusal is
             recorded as a skipped run).
         :raises ServiceUnavailable: the service database did not take the request.
+        :raises Conflict: the scheduler of this process is shut down.
         """
+        self._require_running()  # a shut-down process takes no requests to run
         job = self.get_job(job_id)
         if self.lifecycle is None:
             raise ServiceUnavailable("this scheduler records no runs")
