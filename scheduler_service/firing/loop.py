@@ -31,6 +31,9 @@ and the run is the newest instant listed). Instants due before this replica bega
 
 Pending runs (retries, manual runs: rows in the service database) are taken here too, by
 the firing leader only: retries wait while the scheduler is paused, manual runs do not.
+
+(Over 300 lines: the pass's phases share one pass's state and APScheduler's private
+hooks, and read best in one place.)
 """
 
 from __future__ import annotations
