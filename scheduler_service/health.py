@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Literal
 
 from apscheduler.schedulers.base import STATE_STOPPED
@@ -16,6 +18,7 @@ from .scheduler.backends import probe_jobstore
 from .scheduler.ext import get_scheduler, state_name
 from .scheduler.service import store_error
 
+log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 
 
@@ -35,13 +38,24 @@ class Readiness(BaseModel):
     role: Literal["leader", "follower"]
 
 
+# Seconds without a completed processing pass after which a started scheduler is stuck (a
+# pass runs at least every 5 s; a burst of 1,000 fires takes well under one).
+STUCK_AFTER = 60.0
+
+
 @bp.get("/healthz")
 @describe("Liveness (no authentication)", response=Health, responses={503: Health})
 def healthz() -> tuple[Response, int]:
-    """Alive: the process answers and, once started, the scheduler thread runs."""
+    """Alive: the process answers and, once started, the scheduler thread runs and its
+    processing loop completed a pass within STUCK_AFTER seconds."""
     extension = get_scheduler()
-    thread = getattr(extension.scheduler, "_thread", None)
-    alive = extension.state == STATE_STOPPED or (thread is not None and thread.is_alive())
+    scheduler = extension.scheduler
+    thread = getattr(scheduler, "_thread", None)
+    alive = extension.state == STATE_STOPPED or (
+        thread is not None
+        and thread.is_alive()
+        and time.monotonic() - getattr(scheduler, "last_pass", time.monotonic()) < STUCK_AFTER
+    )
     body = {"status": "ok" if alive else "failing", "scheduler": state_name(extension.state)}
     return jsonify(body), 200 if alive else 503
 
@@ -57,18 +71,20 @@ def readyz() -> tuple[Response, int]:
         try:
             probe_jobstore(store, timeout=timeout)
             checks[f"jobstore:{alias}"] = "ok"
-        except ServiceUnavailable as exc:
-            checks[f"jobstore:{alias}"] = exc.message
+        except ServiceUnavailable as exc:  # an unauthenticated probe names no host or driver
+            log.warning("readiness: %s", exc.message)
+            checks[f"jobstore:{alias}"] = "unreachable"
             store_error.send(current_app._get_current_object(), kind="probe")
     try:
         db.session.execute(text("SELECT 1"))
         checks["database"] = "ok"
-    except Exception as exc:  # any driver's error: report its kind, never the URL
-        checks["database"] = f"unreachable ({type(exc).__name__})"
+    except Exception as exc:  # any driver's error: logged; the probe says only "unreachable"
+        log.warning("readiness: the service database: %s", type(exc).__name__)
+        checks["database"] = "unreachable"
     finally:
         db.session.remove()
-    if extension.election is not None:
-        checks["coordination"] = extension.election.error or "ok"
+    if extension.election is not None:  # its error is logged by the election
+        checks["coordination"] = "unreachable" if extension.election.error else "ok"
     ready = all(v == "ok" for v in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks, "role": extension.role}
     return jsonify(body), 200 if ready else 503

@@ -138,8 +138,21 @@ class FencedScheduler(BackgroundScheduler):
         self.firing_since: datetime | None = None  # when this process began to fire
         self._requests_read = 0.0  # monotonic time of the last read of the pending runs
         self._next_request: datetime | None = None  # when the next known one falls due
+        # Monotonic time the last pass ended: a pass runs at least every REQUEST_POLL (or
+        # recheck) seconds, so a loop stuck in a store call shows (see health.py).
+        self.last_pass = time.monotonic()
+
+    def _main_loop(self) -> None:
+        self.last_pass = time.monotonic()  # the loop starts now, not when this was built
+        super()._main_loop()
 
     def _process_jobs(self) -> float | None:
+        try:
+            return self._one_pass()
+        finally:
+            self.last_pass = time.monotonic()
+
+    def _one_pass(self) -> float | None:
         if self.state == STATE_STOPPED:
             return None
         if not self.may_fire():
