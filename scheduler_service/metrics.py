@@ -16,7 +16,10 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    GCCollector,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -83,14 +86,21 @@ class _SchedulerCollector:
 
 
 class ServiceMetrics:
-    """The metrics of one app, fed by APScheduler events and store-error signals."""
+    """The metrics of one app, fed by the run lifecycle and store-error signals.
+
+    No label takes values that grow with job churn (one-shot jobs would make a series
+    each): per-job figures are in the API (the run history, the fire ledger)."""
 
     def __init__(self, extension: ServiceScheduler) -> None:
         self.registry = CollectorRegistry()
+        # The standard process_* and python_* series (CPU, memory, open files, GC).
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.runs = Counter(
             "scheduler_runs",
-            "Runs by job and outcome",
-            ["job_id", "outcome"],
+            "Runs by outcome",
+            ["outcome"],
             registry=self.registry,
         )
         self.duration = Histogram(
@@ -123,7 +133,7 @@ class ServiceMetrics:
         """Count a run outcome (a lifecycle subscriber)."""
         if event.state not in OUTCOMES or event.job_id.startswith("__"):
             return
-        self._child(self.runs, event.job_id, event.state).inc()
+        self._child(self.runs, event.state).inc()
         if event.duration is not None:
             self._child(self.duration, event.state).observe(event.duration)
         if event.lateness is not None:

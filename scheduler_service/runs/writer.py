@@ -57,8 +57,6 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached; the changes were not written."""
 
 
-
-
 class RunChange(NamedTuple):
     """Set ``values`` on run ``run_id`` if it is in one of ``from_states`` (so that a late
     finish never overwrites timed_out)."""
