@@ -2,7 +2,8 @@
 
 Every event gets an id ``<boot>-<n>``; the hub keeps the last ones so that a client that
 reconnects with ``Last-Event-ID`` misses nothing that is still kept. An id from an earlier
-boot of the service replays everything kept.
+boot of the service replays everything kept. A client that sends no id gets what happens
+from now on: old events are not sent to it as if they were live.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from .scheduler.ext import ServiceScheduler
 
 EXTENSION_KEY = "scheduler_service.events"
 KEEP = 1000  # events kept for replay
-KEEPALIVE = 15.0  # seconds between comments that keep proxies from closing an idle stream
+# Seconds between comments on an idle stream: they keep proxies from closing it, and a write
+# is how a server learns that its client went away (so its slot is freed within this time).
+KEEPALIVE = 2.0
 MAX_STREAMS = 4  # concurrent streams: each holds a server thread
 
 _KINDS = {
@@ -87,6 +90,12 @@ class EventHub:
         if self._waiting:  # a stream waits: it counted itself before it last looked
             with self._changed:
                 self._changed.notify_all()
+
+    def latest_id(self) -> str:
+        """The id of the newest event (a new stream starts after it)."""
+        with self._changed:
+            events = self._snapshot()
+        return f"{self.boot}-{events[-1][0] if events else 0}"
 
     def _position(self, last_event_id: str | None) -> int:
         boot, _, number = (last_event_id or "").partition("-")
@@ -172,7 +181,8 @@ def _stream(hub: EventHub, last_event_id: str | None) -> Iterator[str]:
 @describe(
     "Stream job and run events",
     description="Server-Sent Events: `id`, `event` (job.added, run.succeeded...) and JSON "
-    "`data`. Resumes after the `Last-Event-ID` header or `?last_event_id=`. At most "
+    "`data`, from the moment of the request; resumes after the `Last-Event-ID` header or "
+    "`?last_event_id=` (what is still kept of the last 1000). At most "
     f"{MAX_STREAMS} streams at once (503 beyond).",
     query=EventsQuery,
     response=Event,
@@ -183,6 +193,8 @@ def stream_events() -> Response:
     """Stream job and run events; resume after the Last-Event-ID header (or ?last_event_id=)."""
     hub: EventHub = current_app.extensions[EXTENSION_KEY]
     last = request.headers.get("Last-Event-ID") or query_args(EventsQuery).last_event_id
+    if last is None:  # a new client: what happens from now on, no replay
+        last = hub.latest_id()
     if not hub.streams.acquire(blocking=False):
         raise ServiceUnavailable(f"already {MAX_STREAMS} event streams open; try again later")
     return Response(

@@ -40,6 +40,11 @@ def events_of(response, count: int, timeout: float = 20.0) -> list[dict]:
 
 
 def test_job_and_run_events_stream_in_order(client: FlaskClient) -> None:
+    client.post("/scheduler/jobs", json={**JOB, "id": "before"}, headers=ADMIN)
+    # a new client gets what happens from now on: not the job added before, as if live
+    response = client.get("/scheduler/events", headers=VIEWER, buffered=False)
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
     client.post("/scheduler/jobs", json=JOB, headers=ADMIN)
     client.post("/scheduler/jobs/e/run?wait=10", headers=OPERATOR)
     client.post(
@@ -47,9 +52,6 @@ def test_job_and_run_events_stream_in_order(client: FlaskClient) -> None:
     )
     client.post("/scheduler/jobs/f/run?wait=10", headers=OPERATOR)
     client.delete("/scheduler/jobs/e", headers=ADMIN)
-    response = client.get("/scheduler/events", headers=VIEWER, buffered=False)
-    assert response.status_code == 200
-    assert response.mimetype == "text/event-stream"
     events = events_of(response, 9)
     response.close()
     assert [(e["event"], e["data"]["job_id"]) for e in events] == [
@@ -72,9 +74,9 @@ def test_job_and_run_events_stream_in_order(client: FlaskClient) -> None:
 
 
 def test_reconnect_resumes_after_last_event_id(client: FlaskClient) -> None:
+    first = client.get("/scheduler/events", headers=VIEWER, buffered=False)
     for i in range(3):
         client.post("/scheduler/jobs", json={**JOB, "id": f"j{i}"}, headers=ADMIN)
-    first = client.get("/scheduler/events", headers=VIEWER, buffered=False)
     seen = events_of(first, 3)
     first.close()
     again = client.get(

@@ -322,7 +322,15 @@ everything = schemathesis.pytest.from_fixture("api_schema").exclude(path_regex=S
 @everything.parametrize()
 def test_the_api_answers_as_documented(case: Any) -> None:
     _bound_wait(case)
-    case.call_and_validate(headers=ADMIN, checks=CHECKS)
+    case.call_and_validate(headers=_replayed(case, ADMIN), checks=CHECKS)
+
+
+def _replayed(case: Any, headers: dict[str, str]) -> dict[str, str]:
+    # A new event stream sends only what happens from now on: resume from an earlier boot's
+    # id so that the kept events are replayed and the stream is read at once.
+    if case.path.endswith("/events") and "Last-Event-ID" not in (case.headers or {}):
+        return {**headers, "Last-Event-ID": "earlier-0"}
+    return headers
 
 
 def _on_seeded_resources(ctx: Any) -> bool:
