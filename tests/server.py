@@ -98,6 +98,10 @@ class Server:
         state = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
         return f"server pid {self.pid} ({state}); its stderr:\n{self.stderr()[-6000:]}"
 
+    def auth_header(self) -> str:
+        """The Authorization header value of the admin."""
+        return _AUTH
+
     def request(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Answer:
         headers = {"Authorization": _AUTH} if auth else {}
         data = None

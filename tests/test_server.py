@@ -165,6 +165,41 @@ def test_health_and_readiness_need_no_login(start_server: Callable[..., Server])
     server.assert_no_secret_in_stderr()
 
 
+def _open_stream(server: Server) -> socket.socket:
+    """Open GET /scheduler/events on a raw socket and read its first bytes (the headers)."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    auth = server.auth_header()
+    head = f"GET /scheduler/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n\r\n"
+    sock.sendall(head.encode())
+    if not sock.recv(4096).startswith(b"HTTP/1.1 200"):
+        sock.close()
+        raise AssertionError("the stream was not opened")
+    return sock
+
+
+def test_a_dropped_stream_client_frees_its_slot_within_seconds(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server()
+    streams = [_open_stream(server) for _ in range(4)]
+    assert server.request("GET", "/scheduler/events").status == 503  # every slot taken
+    for sock in streams:  # the clients go away without a word
+        sock.close()
+    # The server notices at its next keepalive write (2 s), not 15 s later.
+    server.wait_until(
+        lambda: (s := _open_stream_or_none(server)) is not None and (s.close() or True),
+        "a stream slot is free again",
+        timeout=8,
+    )
+
+
+def _open_stream_or_none(server: Server) -> socket.socket | None:
+    try:
+        return _open_stream(server)
+    except AssertionError:
+        return None
+
+
 # -- restarts --------------------------------------------------------------------------------
 
 
