@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_REMOVED
 from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.base import STATE_PAUSED
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -70,8 +71,12 @@ class Burst:
 
 
 def fire_burst(app: Flask, log: Path) -> Burst:
-    """Schedule date and interval jobs all due at one instant a moment ahead, resume the
-    scheduler, and wait until every fire has finished and the pass has written back."""
+    """Schedule date and interval jobs all due at one instant, resume the scheduler, and
+    wait until every fire has finished and the pass has written back.
+
+    The scheduler is paused while the jobs are added, and each job's ``next_run_time`` is
+    that instant (its trigger starts a day later): a slow machine that takes longer than the
+    lead to add them still fires them all at once, late, when the scheduler resumes."""
     client = app.test_client()
     removed: list[str] = []
     scheduler = app.extensions["scheduler_service"].scheduler
@@ -84,16 +89,17 @@ def fire_burst(app: Flask, log: Path) -> Burst:
         log,
         removed,
     )
-    common = {"func": "jobs.examples:record"}
+    later = (at + timedelta(days=1)).isoformat()
+    common = {"func": "jobs.examples:record", "next_run_time": at.isoformat()}
+    assert app.extensions["scheduler_service"].state == STATE_PAUSED
     for job_id in burst.date_ids:
         body = {**common, "id": job_id, "args": [str(log), job_id], "trigger": "date"}
-        job = add(client, {**body, "run_date": at.isoformat()})
+        job = add(client, {**body, "run_date": later})
         assert datetime.fromisoformat(job["next_run_time"]) == at
     for job_id in burst.interval_ids:
         body = {**common, "id": job_id, "args": [str(log), job_id], "trigger": "interval"}
-        job = add(client, {**body, "hours": 1, "start_date": at.isoformat()})
+        job = add(client, {**body, "hours": 1, "start_date": later})
         assert datetime.fromisoformat(job["next_run_time"]) == at
-    assert datetime.now(UTC) < at, "adding the jobs took longer than the lead"
     assert client.post("/scheduler/resume", headers=OPERATOR).status_code == 204
 
     def finished() -> bool:
