@@ -103,7 +103,9 @@ class RunLifecycle:
         with self.app.app_context():
             claimed = recorder.claim_many(fires)
         for fire, won in zip(fires, claimed, strict=True):
-            lost = {t for t in fire.run_times} - {t for t, _ in won}
+            lost = (
+                set(fire.run_times) - {t for t, _ in won} if len(won) < len(fire.run_times) else ()
+            )
             for run_time in sorted(lost):
                 self.emit(
                     RunEvent("skipped_duplicate", fire.job.id, None, scheduled_run_time=run_time)

@@ -11,11 +11,11 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..extensions import db
 from .models import Run
-from .service import flush_writes
+from .service import page_of
 
 _OUTCOMES = {
     "coalesced": "coalesced",
@@ -61,18 +61,8 @@ def list_fires(
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
     """Return a page of a job's ledger, newest instant first, and how many match in all."""
-    flush_writes()
     query = select(Run).where(Run.job_id == job_id, Run.trigger == "schedule", Run.attempt == 1)
-    if since is not None:
-        query = query.where(Run.scheduled_run_time >= since)
-    if until is not None:
-        query = query.where(Run.scheduled_run_time < until)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    page = list(
-        db.session.scalars(
-            query.order_by(Run.scheduled_run_time.desc(), Run.id.desc()).limit(limit).offset(offset)
-        )
-    )
+    page, total = page_of(query, since=since, until=until, limit=limit, offset=offset)
     retries: dict[datetime, list[Run]] = defaultdict(list)
     times = sorted({run.scheduled_run_time for run in page})
     if times:

@@ -6,7 +6,7 @@ import time
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from ..errors import NotFound
 from ..extensions import db
@@ -31,12 +31,25 @@ def list_runs(
     offset: int = 0,
 ) -> tuple[list[Run], int]:
     """Return a page of runs, newest scheduled first, and how many match in all."""
-    flush_writes()
     query = select(Run)
     if job_id is not None:
         query = query.where(Run.job_id == job_id)
     if state is not None:
         query = query.where(Run.state == state)
+    return page_of(query, since=since, until=until, limit=limit, offset=offset)
+
+
+def page_of(
+    query: Select[tuple[Run]],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Run], int]:
+    """Return a page of the runs ``query`` selects, scheduled in [since, until), newest
+    first, and how many match in all (after the run writer wrote what it holds)."""
+    flush_writes()
     if since is not None:
         query = query.where(Run.scheduled_run_time >= since)
     if until is not None:

@@ -79,7 +79,7 @@ class ServiceScheduler(APScheduler):
         if election is not None:
             self._scheduler.may_fire = lambda: election.is_leader
         if registry is not None:
-            registry.is_leader = lambda: self.state != 0 and self.role == "leader"
+            registry.is_leader = lambda: self.state != STATE_STOPPED and self.role == "leader"
             registry.on_flag = self._apply_flag
 
     def _load_config(self) -> None:
@@ -180,19 +180,19 @@ class ServiceScheduler(APScheduler):
         """Fire again on every replica (here, once this replica is elected)."""
         if self.registry is not None:
             self.registry.set_paused(False)
-        if self.election is not None:
-            self.election.contend = self.may_fire
         self._apply_flag(False)
         self.wake_leader()
 
     def _apply_flag(self, paused: bool) -> None:
-        """Follow the cluster's pause flag here."""
+        """Follow the cluster's pause flag here (a resume also ends SCHEDULER_START_PAUSED:
+        this replica contends for the lead again)."""
         if paused and self.state == STATE_RUNNING:
             self._scheduler.pause()
-        elif not paused and self.state == STATE_PAUSED and self.may_fire:
+        elif not paused and self.may_fire:
             if self.election is not None:
                 self.election.contend = True
-            self._scheduler.resume()
+            if self.state == STATE_PAUSED:
+                self._scheduler.resume()
 
     def wake_leader(self) -> None:
         """Have the leader run its processing pass now (a run was requested, the pause
@@ -201,9 +201,9 @@ class ServiceScheduler(APScheduler):
         if self.election is not None:
             self.election.notify()
 
-    def on_notice(self) -> None:
-        """Another replica announced a change: re-read the stores, the pending runs and the
-        pause flag."""
+    def look_again(self) -> None:
+        """Re-read the stores, the pending runs and the pause flag now, and close the runs of
+        dead replicas: another replica announced a change, or this one was just elected."""
         if self.lifecycle is not None:
             self.lifecycle.requests_changed = True
         self._scheduler.wakeup()
@@ -273,8 +273,8 @@ def init_scheduler(app: Flask) -> ServiceScheduler:
     )
     lifecycle.wake = extension.wake_leader
     if election is not None:
-        election.on_elected = lambda: _on_elected(extension)
-        election.on_notice = extension.on_notice
+        election.on_elected = extension.look_again
+        election.on_notice = extension.look_again
         extension.scheduler.add_listener(lambda _: election.announce(), _CHANGES)
     extension.init_app(app)
     context = JobContext(
@@ -336,16 +336,6 @@ def start_scheduler(app: Flask) -> None:
             )
             time.sleep(min(2.0, remaining))
     extension.start(paused=app.config["SCHEDULER_START_PAUSED"])
-
-
-def _on_elected(extension: ServiceScheduler) -> None:
-    """A new leader fires what is due now, takes the pending runs, and closes the runs of
-    dead replicas."""
-    if extension.lifecycle is not None:
-        extension.lifecycle.requests_changed = True
-    extension.scheduler.wakeup()
-    if extension.registry is not None:
-        extension.registry.poke()
 
 
 def get_scheduler() -> ServiceScheduler:
