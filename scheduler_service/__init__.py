@@ -15,15 +15,35 @@ __all__ = ["ConfigError", "create_app", "create_job_app"]
 
 
 def _database_url(settings: dict[str, Any], instance_path: Path) -> str:
-    return settings["SCHEDULER_DATABASE_URL"] or f"sqlite:///{instance_path / 'scheduler.sqlite'}"
+    """Return the service database's SQLAlchemy URL (with its password).
+
+    :raises ConfigError: one line naming SCHEDULER_DATABASE_URL and the cause, no password.
+    """
+    from .scheduler.urls import sql_url
+
+    given = settings["SCHEDULER_DATABASE_URL"]
+    if not given:
+        return f"sqlite:///{instance_path / 'scheduler.sqlite'}"
+    try:
+        url = sql_url(given)
+        url.get_dialect().import_dbapi()  # the driver: missing is a setting's error, not a 500
+    except ValueError as exc:
+        raise ConfigError(f"SCHEDULER_DATABASE_URL: {exc}") from None
+    except ImportError as exc:
+        package = (exc.name or "its driver").split(".")[0]
+        raise ConfigError(
+            f"SCHEDULER_DATABASE_URL: {url.drivername}:// needs the {package!r} package, which "
+            "is not installed (postgresql:// and mysql:// use the drivers the service ships)"
+        ) from None
+    return url.render_as_string(hide_password=False)
 
 
 def _base_app(settings: dict[str, Any]) -> Flask:
-    """Build the Flask app with its settings, instance folder and database."""
+    """Build the Flask app with its settings and database; make no folder or file (a SQLite
+    file and its folder appear on the first connection)."""
     from .extensions import db, migrate
 
     instance_path = Path(settings["SCHEDULER_INSTANCE_PATH"]).resolve()
-    instance_path.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__, instance_path=str(instance_path))
     app.config.update(settings)
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_url(settings, instance_path)
@@ -40,6 +60,10 @@ def _tune_sqlite(engine: Any) -> None:
     """Let threads and process-pool children write run records to one SQLite file at once:
     write-ahead logging, and a wait of up to 30 s for a lock instead of 5."""
     from sqlalchemy import event
+
+    from .sqlitefiles import make_folder_on_connect
+
+    make_folder_on_connect(engine)
 
     @event.listens_for(engine, "connect")
     def _on_connect(connection: Any, _record: Any) -> None:
@@ -93,11 +117,14 @@ def create_job_app(config: Mapping[str, Any] | None = None) -> Flask:
     return _base_app(load_settings(config))
 
 
-def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = None) -> Flask:
+def create_app(
+    config: Mapping[str, Any] | None = None, *, start: bool | None = None, check: bool = False
+) -> Flask:
     """Build the service: settings, errors, auth, database, scheduler, blueprints, then start.
 
     ``start`` overrides SCHEDULER_AUTOSTART for this call (the run command binds its port
-    before it starts the scheduler).
+    before it starts the scheduler). ``check`` builds it for inspection only (check-config):
+    no file, folder or password is made, nothing is migrated or started.
 
     :raises ConfigError: a setting, a job store or a declared job is invalid (the message
         names the key or job).
@@ -117,7 +144,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
     app = _base_app(load_settings(config))
     instance_path = Path(app.instance_path)
 
-    generated = ensure_dev_admin(app.config, instance_path)
+    generated = ensure_dev_admin(app.config, instance_path, persist=not check)
     if generated:
         print(generated, file=sys.stderr)  # shown once, never logged
     register_error_handlers(app)
@@ -138,6 +165,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
         app.register_blueprint(events.bp, url_prefix=prefix)
 
     # Everything is validated by now: only then touch the database, then start.
+    if check:
+        return app
     if app.config["SCHEDULER_DATABASE_MIGRATE"]:
         upgrade_database(app)
     if app.config["SCHEDULER_AUTOSTART"] if start is None else start:

@@ -65,10 +65,12 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def _app_or_exit(overrides: Mapping[str, Any] | None = None, *, start: bool | None = None) -> Flask:
+def _app_or_exit(
+    overrides: Mapping[str, Any] | None = None, *, start: bool | None = None, check: bool = False
+) -> Flask:
     """Build the app; on bad configuration print one line naming the key and exit 2."""
     try:
-        return create_app(overrides, start=start)
+        return create_app(overrides, start=start, check=check)
     except ConfigError as exc:
         _fail(f"configuration error: {exc.message}")
 
@@ -148,21 +150,56 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
 
 @main.command("check-config")
 def check_config() -> None:
-    """Validate settings and declared jobs and reach every job store; change nothing."""
+    """Validate settings and declared jobs and reach every job store; change nothing.
+
+    Nothing is written: no folder, file, password or migration. A SQLite file that does not
+    exist yet is reported as one the service will create.
+    """
     from .errors import ServiceUnavailable
     from .scheduler.ext import get_scheduler
 
-    app = _app_or_exit({"SCHEDULER_AUTOSTART": False})
+    app = _app_or_exit({"SCHEDULER_AUTOSTART": False}, check=True)
     with app.app_context():
         extension = get_scheduler()
         try:
-            extension.probe_stores(timeout=app.config["SCHEDULER_STORE_TIMEOUT"])
+            to_make = extension.probe_stores(
+                timeout=app.config["SCHEDULER_STORE_TIMEOUT"], create=False
+            )
         except ServiceUnavailable as exc:
             _fail(f"configuration error: {exc.message}")
-        stores = ", ".join(extension.jobstores)
-        click.echo(
-            f"configuration OK: job stores {stores}; {len(extension.declared)} declared job(s)"
-        )
+        database = _database_state(app)
+    for alias, path in to_make.items():
+        click.echo(f"job store {alias!r}: {path} will be created at start", err=True)
+    stores = ", ".join(extension.jobstores)
+    click.echo(
+        f"configuration OK: job stores {stores}; {len(extension.declared)} declared job(s); "
+        f"service database {database}"
+    )
+
+
+def _database_state(app: Flask) -> str:
+    """Say whether the service database is reachable and up to date, without changing it."""
+    from sqlalchemy.exc import OperationalError
+
+    from .extensions import db
+    from .migrate_lock import at_head
+    from .sqlitefiles import sqlite_file
+
+    path = sqlite_file(db.engine.url)
+    if path is not None and not path.exists():
+        return f"{path} will be created at start"
+    try:
+        with db.engine.connect() as connection:
+            current = at_head(connection)
+    except OperationalError as exc:
+        cause = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        shown = db.engine.url.render_as_string(hide_password=True)
+        _fail(f"configuration error: SCHEDULER_DATABASE_URL: cannot reach {shown}: {cause}")
+    if current:
+        return "up to date"
+    if app.config["SCHEDULER_DATABASE_MIGRATE"]:
+        return "to be migrated at start"
+    return "needs migrating: run `scheduler-service upgrade-db`"
 
 
 @main.command("upgrade-db")

@@ -22,11 +22,14 @@ def _has_credentials(config: dict[str, Any]) -> bool:
     )
 
 
-def ensure_dev_admin(config: dict[str, Any], instance_path: Path) -> str | None:
+def ensure_dev_admin(
+    config: dict[str, Any], instance_path: Path, *, persist: bool = True
+) -> str | None:
     """In development mode with no credentials set, use (or make) a generated admin.
 
     The password is stored only as a hash in the instance folder. Returns a message with the
-    password when it was just generated (to print once), else None.
+    password when it was just generated (to print once), else None. Without ``persist`` (a
+    check), a password is neither kept nor shown: the admin gets an unusable one for now.
     """
     if not config["SCHEDULER_DEV_MODE"] or _has_credentials(config):
         return None
@@ -39,6 +42,9 @@ def ensure_dev_admin(config: dict[str, Any], instance_path: Path) -> str | None:
     password = secrets.token_urlsafe(12)
     user = config["SCHEDULER_ADMIN_USER"]
     config["SCHEDULER_ADMIN_PASSWORD_HASH"] = generate_password_hash(password)
+    if not persist:
+        return None
+    instance_path.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as file:
         json.dump({"user": user, "password_hash": config["SCHEDULER_ADMIN_PASSWORD_HASH"]}, file)

@@ -22,6 +22,7 @@ import ast
 import contextlib
 import fcntl
 import functools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,7 @@ def file_lock(url: URL) -> Iterator[None]:
             yield
             return
         database = database[len("file:") :].split("?", 1)[0]
+    os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
     with open(f"{database}.migrate.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released on close, or when the process dies
         yield

@@ -7,10 +7,12 @@ and a bad one stops the service with a message naming the key.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -228,12 +230,47 @@ def read_config_file(path: str) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k.isupper()}
 
 
+# Kubernetes' service links: for a Service named "scheduler" (or "scheduler-service"...) every
+# pod gets SCHEDULER_SERVICE_HOST=10.0.0.1, SCHEDULER_PORT=tcp://10.0.0.1:80,
+# SCHEDULER_PORT_80_TCP_ADDR=10.0.0.1 and so on. They are not settings; each is known by its
+# name's shape and its value's, so a misspelled setting is never mistaken for one.
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+_SERVICE_LINKS: tuple[tuple[re.Pattern[str], Callable[[str], bool]], ...] = tuple(
+    (re.compile(rf"^[A-Z0-9_]+_(?:{name})$"), value_ok)
+    for name, value_ok in (
+        (r"SERVICE_HOST|PORT_\d+_(TCP|UDP|SCTP)_ADDR", _is_ip),
+        (r"SERVICE_PORT(_[A-Z0-9_]+)?|PORT_\d+_(TCP|UDP|SCTP)_PORT", str.isdigit),
+        (r"PORT_\d+_(TCP|UDP|SCTP)_PROTO", lambda v: v.lower() in ("tcp", "udp", "sctp")),
+        (r"PORT(_\d+_(TCP|UDP|SCTP))?", lambda v: re.match(r"^(tcp|udp|sctp)://", v) is not None),
+    )
+)
+
+
+def _is_service_link(key: str, value: str) -> bool:
+    return any(name.match(key) and value_ok(value) for name, value_ok in _SERVICE_LINKS)
+
+
 def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Take known SCHEDULER_* variables, decoding values that parse as JSON (as Flask does)."""
+    """Take SCHEDULER_* variables, decoding values that parse as JSON (as Flask does).
+
+    :raises ConfigError: a SCHEDULER_* variable names no setting (with "did you mean"); the
+        variables Kubernetes sets for a Service named like the prefix are left alone.
+    """
     values: dict[str, Any] = {}
     for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
         if key not in DEFAULTS:
-            continue  # e.g. SCHEDULER_PORT set by Kubernetes for a service named "scheduler"
+            if _is_service_link(key, raw):
+                continue
+            raise _unknown_key(key, "the environment")
         if key in _STRING_KEYS:
             values[key] = raw  # a password "12345678" stays a string
             continue

@@ -75,7 +75,7 @@ def test_memory_url(built: Callable[..., Any]) -> None:
     assert isinstance(built("memory://"), MemoryJobStore)
 
 
-def test_sqlite_relative_url_makes_the_folder(
+def test_sqlite_relative_url_makes_the_folder_on_first_connect(
     built: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -83,7 +83,10 @@ def test_sqlite_relative_url_makes_the_folder(
     assert isinstance(store, SQLAlchemyJobStore)
     assert store.engine.url.database == "data/jobs.db"
     assert store.jobs_t.name == "apscheduler_jobs"
-    assert (tmp_path / "data").is_dir()
+    assert not (tmp_path / "data").exists()  # building changes nothing (check-config builds)
+    with store.engine.connect():
+        pass
+    assert (tmp_path / "data" / "jobs.db").is_file()
 
 
 def test_sqlite_absolute_url_with_table(built: Callable[..., Any], tmp_path: Path) -> None:
@@ -91,7 +94,9 @@ def test_sqlite_absolute_url_with_table(built: Callable[..., Any], tmp_path: Pat
     assert store.engine.url.database == f"{tmp_path}/a/b/jobs.db"
     assert store.jobs_t.name == "my_jobs"
     assert not store.engine.url.query  # tablename is ours, not SQLAlchemy's
-    assert (tmp_path / "a" / "b").is_dir()
+    with store.engine.connect():
+        pass
+    assert (tmp_path / "a" / "b" / "jobs.db").is_file()
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from flask import Flask
+from sqlalchemy.pool import NullPool
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from scheduler_service import create_app
 from scheduler_service.cli import main
+from tests.blog_fixtures import fresh_database
 from tests.helpers import SEED, basic
 
 STRONG_PASSWORD = "cli-Test-pass-9"
@@ -221,6 +224,36 @@ def _config_file(tmp_path: Path, text: str, name: str) -> str:
             id="unknown-store-scheme",
         ),
         pytest.param(
+            lambda tmp: {"SCHEDULER_DATABASE_URL": "user:s3cret@db.example/scheduler"},
+            ["SCHEDULER_DATABASE_URL", "not a URL"],
+            "s3cret",
+            id="database-url-not-a-url",
+        ),
+        pytest.param(
+            lambda tmp: {"SCHEDULER_DATABASE_URL": "postgress://u:s3cret@127.0.0.1/db"},
+            ["SCHEDULER_DATABASE_URL", "unknown database 'postgress'"],
+            "s3cret",
+            id="database-url-unknown-dialect",
+        ),
+        pytest.param(
+            lambda tmp: {"SCHEDULER_DATABASE_URL": "mysql+mysqldb://u:s3cret@127.0.0.1/db"},
+            ["SCHEDULER_DATABASE_URL", "'MySQLdb' package"],
+            "s3cret",
+            id="database-url-driver-not-installed",
+        ),
+        pytest.param(
+            lambda tmp: {"SCHEDULER_DATABASE_URL": "postgresql://u:s3cret@127.0.0.1:1/db"},
+            ["SCHEDULER_DATABASE_URL", "cannot reach", "postgresql+psycopg://u:***@"],
+            "s3cret",
+            id="database-unreachable",
+        ),
+        pytest.param(
+            lambda tmp: {"SCHEDULER_TIMEZON": "Europe/Paris"},
+            ["SCHEDULER_TIMEZON: unknown setting in the environment", "SCHEDULER_TIMEZONE?"],
+            None,
+            id="misspelled-environment-variable",
+        ),
+        pytest.param(
             lambda tmp: {
                 "SCHEDULER_ADMIN_PASSWORD_HASH": None,
                 "SCHEDULER_ADMIN_PASSWORD": "admin",
@@ -260,6 +293,53 @@ def test_check_config_bad_setting_is_one_line_exit_2(
     if secret is not None:
         assert secret not in result.output
     assert stored_job_ids(instance) == []
+
+
+def test_check_config_changes_nothing(
+    runner: CliRunner, tmp_path: Path, instance: Path, jobs_file: Path
+) -> None:
+    """No folder, file, generated password or migration: a dry look at a fresh machine."""
+    with fresh_database("TEST_POSTGRES_URL") as url:
+        result = runner.invoke(
+            main,
+            ["check-config"],
+            env={
+                "SCHEDULER_INSTANCE_PATH": str(instance),
+                "SCHEDULER_DEV_MODE": "1",  # no credentials: start-up would generate some
+                "SCHEDULER_JOBS_FILE": str(jobs_file),
+                "SCHEDULER_JOBSTORES": json.dumps(
+                    {"default": None, "other": f"sqlite:///{tmp_path}/stores/other.sqlite"}
+                ),
+                "SCHEDULER_DATABASE_URL": url,
+            },
+        )
+        engine = sa.create_engine(url, poolclass=NullPool)
+        try:
+            tables = sa.inspect(engine).get_table_names()
+        finally:
+            engine.dispose()
+    assert result.exit_code == 0, result.output
+    assert "configuration OK" in result.stdout
+    assert "service database to be migrated at start" in result.stdout
+    assert f"{instance / 'jobs.sqlite'} will be created at start" in result.stderr
+    assert f"{tmp_path / 'stores' / 'other.sqlite'} will be created at start" in result.stderr
+    assert "password" not in result.output  # none generated, so none printed and lost
+    assert tables == []  # not migrated
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs.toml"]  # no folder, no file
+
+
+def test_check_config_reads_an_existing_sqlite_database_without_changing_it(
+    runner: CliRunner, env: dict[str, str], build_app: Callable[..., Flask], instance: Path
+) -> None:
+    app = build_app(SCHEDULER_INSTANCE_PATH=str(instance), SCHEDULER_ADMIN_PASSWORD_HASH=ADMIN_HASH)
+    app.extensions["scheduler_service"].shutdown(wait=True)  # no heartbeat writes meanwhile
+    before = {p.name: p.stat().st_mtime_ns for p in instance.iterdir() if p.suffix == ".sqlite"}
+    assert set(before) == {"jobs.sqlite", "scheduler.sqlite"}
+    result = runner.invoke(main, ["check-config"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "service database up to date" in result.stdout
+    after = {p.name: p.stat().st_mtime_ns for p in instance.iterdir() if p.suffix == ".sqlite"}
+    assert after == before
 
 
 # -- jobs ------------------------------------------------------------------------------------

@@ -173,3 +173,39 @@ def test_bad_executor_names_it(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         make_app(SCHEDULER_EXECUTORS=executors)
+
+
+@pytest.mark.parametrize(
+    ("variable", "hint"),
+    [
+        ("SCHEDULER_TIMEZON", "did you mean SCHEDULER_TIMEZONE?"),
+        ("SCHEDULER_JOBSTORE_URI", "did you mean SCHEDULER_JOBSTORE_URL?"),
+        ("SCHEDULER_PORT", ""),  # not Kubernetes' (its value is tcp://...): an operator's guess
+    ],
+)
+def test_unknown_environment_variable_names_it(variable: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={variable: "8080" if variable == "SCHEDULER_PORT" else "UTC"})
+    message = caught.value.message
+    assert message.startswith(f"{variable}: unknown setting in the environment"), message
+    assert hint in message
+    assert "\n" not in message
+
+
+def test_kubernetes_service_links_are_not_settings() -> None:
+    links = {
+        "SCHEDULER_SERVICE_HOST": "10.0.0.1",
+        "SCHEDULER_SERVICE_PORT": "80",
+        "SCHEDULER_SERVICE_PORT_HTTP": "80",
+        "SCHEDULER_PORT": "tcp://10.0.0.1:80",
+        "SCHEDULER_PORT_80_TCP": "tcp://10.0.0.1:80",
+        "SCHEDULER_PORT_80_TCP_ADDR": "10.0.0.1",
+        "SCHEDULER_PORT_80_TCP_PORT": "80",
+        "SCHEDULER_PORT_80_TCP_PROTO": "tcp",
+        "SCHEDULER_SERVICE_SERVICE_HOST": "fd00::1",  # a Service named scheduler-service
+        "SCHEDULER_SERVICE_PORT_8080_TCP": "tcp://[fd00::1]:8080",
+    }
+    settings = load_settings(environ=links)
+    assert not set(links) & set(settings)
+    with pytest.raises(ConfigError, match="SCHEDULER_SERVICE_HOST: unknown setting"):
+        load_settings(environ={**links, "SCHEDULER_SERVICE_HOST": "not-an-address"})

@@ -53,14 +53,21 @@ def _prepare_sqlalchemy(options: Options) -> Options:
 
     url = make_url(options["url"])
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        return options
+        return options  # its folder is made on first connect (sqlstore), not when built
     engine_options = {"pool_pre_ping": True, **(options.get("engine_options") or {})}
     connect_args = dict(engine_options.get("connect_args") or {})
     if url.get_driver_name() in _CONNECT_TIMEOUT_DRIVERS and "connect_timeout" not in url.query:
         connect_args.setdefault("connect_timeout", int(TIMEOUT))
     return {**options, "engine_options": {**engine_options, "connect_args": connect_args}}
+
+
+def sqlite_file_missing(store: BaseJobStore) -> Path | None:
+    """Return the file of a SQLite job store that does not exist yet (a probe would make it)."""
+    from ..sqlitefiles import sqlite_file
+
+    engine = getattr(store, "engine", None)
+    path = sqlite_file(engine.url) if engine is not None else None
+    return path if path is not None and not path.exists() else None
 
 
 def _probe_sqlalchemy(store: Any, timeout: float) -> None:

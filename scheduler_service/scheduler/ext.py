@@ -28,7 +28,13 @@ from ..firing.loop import FencedScheduler
 from ..runs.recorder import ORIGIN_KEY, Origin
 from ..runs.retention import housekeeping
 from ..runs.writer import RunWriter, init_run_writer
-from .backends import build_executor, build_jobstore, describe_jobstore, probe_jobstore
+from .backends import (
+    build_executor,
+    build_jobstore,
+    describe_jobstore,
+    probe_jobstore,
+    sqlite_file_missing,
+)
 from .declared import load_declared_jobs
 from .service import JobService
 from .specs import JobContext, JobSpec
@@ -129,13 +135,22 @@ class ServiceScheduler(APScheduler):
     def jobstores(self) -> dict[str, Any]:
         return self._jobstore_instances
 
-    def probe_stores(self, *, timeout: float) -> None:
-        """Check every job store answers now.
+    def probe_stores(self, *, timeout: float, create: bool = True) -> dict[str, str]:
+        """Check every job store answers now; return the SQLite files still to be made.
 
-        :raises ServiceUnavailable: naming the first store that does not.
+        With ``create`` off, a SQLite store whose file does not exist yet is not opened (that
+        would make it): it is returned, alias -> path, instead.
+
+        :raises ServiceUnavailable: naming the first store that does not answer.
         """
-        for store in self._jobstore_instances.values():
+        to_make: dict[str, str] = {}
+        for alias, store in self._jobstore_instances.items():
+            missing = None if create else sqlite_file_missing(store)
+            if missing is not None:
+                to_make[alias] = str(missing)
+                continue
             probe_jobstore(store, timeout=timeout)
+        return to_make
 
     @property
     def role(self) -> str:

@@ -9,13 +9,20 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError
 
+from ..sqlitefiles import make_folder_on_connect
+
 RETRIES = 2  # creates tried again after losing a race
 RETRY_DELAY = 0.2  # seconds, times the attempt
 
 
 class SharedSQLAlchemyJobStore(SQLAlchemyJobStore):
     """A SQLAlchemyJobStore whose start() survives another process creating the table at the
-    same moment (``CREATE TABLE`` then fails with "already exists" or a unique violation)."""
+    same moment (``CREATE TABLE`` then fails with "already exists" or a unique violation).
+    A SQLite file's folder is made on the first connection, not when the store is built."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        make_folder_on_connect(self.engine)
 
     def start(self, scheduler: Any, alias: str) -> None:
         """Create the table unless it exists; when that fails and the table exists now, another

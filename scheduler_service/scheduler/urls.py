@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 # scheme:// then the userinfo (everything up to the last "@" before the path): "user:password".
 _USERINFO = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#]*)@")
@@ -83,11 +86,18 @@ def _parse_memory(url: str) -> tuple[str, dict[str, Any]]:
     return "memory", {}
 
 
-def _parse_sqlalchemy(url: str) -> tuple[str, dict[str, Any]]:
+def sql_url(url: str) -> URL:
+    """Return the SQLAlchemy URL ``url`` names, a bare dialect given the driver we ship
+    (``postgres://`` and ``postgresql://`` -> ``postgresql+psycopg://``).
+
+    :raises ValueError: the URL is malformed or names no SQLAlchemy dialect (no password shown).
+    """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-    scheme, rest = url.split("://", 1)
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme:
+        raise ValueError("not a URL: expected dialect://..., e.g. postgresql://user@host/db")
     dialect, plus, driver = scheme.lower().partition("+")
     dialect = "postgresql" if dialect == "postgres" else dialect
     name = f"{dialect}+{driver}" if plus else _SQL_DRIVERS.get(dialect, dialect)
@@ -95,10 +105,26 @@ def _parse_sqlalchemy(url: str) -> tuple[str, dict[str, Any]]:
         sa_url = make_url(f"{name}://{rest}")
         sa_url.get_dialect()  # loads the dialect class only; the DB driver is imported later
     except NoSuchModuleError:
-        known = ", ".join(f"{s}://" for s in _SCHEMES)
-        raise ValueError(f"unknown scheme {scheme!r}: use {known} or an SQLAlchemy URL") from None
+        raise ValueError(
+            f"unknown database {scheme!r}: use sqlite://, postgresql://, mysql:// or "
+            "another SQLAlchemy URL"
+        ) from None
     except (ArgumentError, ValueError) as exc:
         raise ValueError(f"not a valid SQLAlchemy URL ({type(exc).__name__})") from None
+    return sa_url
+
+
+def _parse_sqlalchemy(url: str) -> tuple[str, dict[str, Any]]:
+    try:
+        sa_url = sql_url(url)
+    except ValueError as exc:
+        if str(exc).startswith("unknown database"):
+            scheme = url.partition("://")[0]
+            known = ", ".join(f"{s}://" for s in _SCHEMES)
+            raise ValueError(
+                f"unknown scheme {scheme!r}: use {known} or an SQLAlchemy URL"
+            ) from None
+        raise
     options: dict[str, Any] = {}
     tablename = sa_url.query.get("tablename")
     if tablename is not None:
