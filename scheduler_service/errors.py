@@ -12,6 +12,7 @@ Exception tree::
     ├── Conflict                    409  id already taken, or the state forbids the operation
     ├── UnsupportedMediaType        415  body that is not JSON (blocks cross-site form posts)
     ├── Unprocessable               422  well-formed but impossible (date in the past, end < start)
+    ├── TooManyRequests             429  a per-client limit is reached; may say when to retry
     └── ServiceUnavailable          503  a job store or database cannot be reached
 
 Every answer that is not 2xx has the body of SPEC §3::
@@ -79,6 +80,14 @@ class Unprocessable(ServiceError):
     code = 422
 
 
+class TooManyRequests(ServiceError):
+    code = 429
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ServiceUnavailable(ServiceError):
     code = 503
 
@@ -124,6 +133,8 @@ def _handle_service_error(error: ServiceError) -> Response:
         from .auth import www_authenticate_header  # auth imports errors, not the reverse at load
 
         response.headers["WWW-Authenticate"] = www_authenticate_header()
+    if isinstance(error, TooManyRequests) and error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

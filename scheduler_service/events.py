@@ -18,11 +18,11 @@ from datetime import datetime
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_ADDED, EVENT_JOB_MODIFIED, EVENT_JOB_REMOVED
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from pydantic import BaseModel, ConfigDict
 
 from .api.request import query_args
-from .errors import ServiceUnavailable
+from .errors import ServiceUnavailable, TooManyRequests
 from .firing.lifecycle import RunEvent
 from .openapi import describe
 from .scheduler.ext import ServiceScheduler
@@ -32,7 +32,7 @@ KEEP = 1000  # events kept for replay
 # Seconds between comments on an idle stream: they keep proxies from closing it, and a write
 # is how a server learns that its client went away (so its slot is freed within this time).
 KEEPALIVE = 2.0
-MAX_STREAMS = 4  # concurrent streams: each holds a server thread
+RETRY_MS = 3000  # how long a client waits before it reconnects (the SSE `retry` field)
 
 _KINDS = {
     EVENT_JOB_ADDED: "job.added",
@@ -73,14 +73,14 @@ class EventHub:
     dict; a reader numbers new events in the log's order and encodes their JSON, once.
     """
 
-    def __init__(self, keep: int = KEEP) -> None:
+    def __init__(self, keep: int = KEEP, *, slots: StreamSlots | None = None) -> None:
+        self.slots = slots or StreamSlots(total=4, per_user=2)
         self.boot = secrets.token_hex(4)
         # [number, kind, data]: number 0 and a dict until a reader first sees it
         self._events: deque[list[Any]] = deque(maxlen=keep)
         self._numbered = 0  # the last number given
         self._waiting = 0  # streams waiting for an event
         self._changed = threading.Condition()
-        self.streams = threading.BoundedSemaphore(MAX_STREAMS)
 
     def publish(self, kind: str, data: dict[str, Any]) -> None:
         """Add an event and wake the streams (the service's own "__" jobs stay hidden)."""
@@ -153,9 +153,49 @@ class EventHub:
         self.publish(f"run.{state}", data)
 
 
+class StreamSlots:
+    """Open streams, counted in all and per user: each holds a server thread for its life."""
+
+    def __init__(self, total: int, per_user: int) -> None:
+        self.total = total
+        self.per_user = per_user
+        self._open: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, user: str) -> None:
+        """Take a slot for ``user``.
+
+        :raises TooManyRequests: the user holds ``per_user`` streams already (429).
+        :raises ServiceUnavailable: ``total`` streams are open (503).
+        """
+        with self._lock:
+            if self._open.get(user, 0) >= self.per_user:
+                raise TooManyRequests(
+                    f"{user!r} has {self.per_user} event stream(s) open already, the most a "
+                    "user may; close one first",
+                    retry_after=RETRY_MS // 1000,
+                )
+            if sum(self._open.values()) >= self.total:
+                raise ServiceUnavailable(
+                    f"already {self.total} event streams open; try again later"
+                )
+            self._open[user] = self._open.get(user, 0) + 1
+
+    def give_back(self, user: str) -> None:
+        with self._lock:
+            left = self._open.get(user, 0) - 1
+            if left > 0:
+                self._open[user] = left
+            else:
+                self._open.pop(user, None)
+
+
 def init_events(app: Flask, extension: ServiceScheduler) -> EventHub:
     """Publish ``app``'s job and run events; serve them at <prefix>/events."""
-    hub = EventHub()
+    slots = StreamSlots(
+        app.config["SCHEDULER_EVENT_STREAMS"], app.config["SCHEDULER_EVENT_STREAMS_PER_USER"]
+    )
+    hub = EventHub(slots=slots)
     extension.add_listener(hub.on_scheduler_event, sum(_KINDS))
     if extension.lifecycle is not None:
         extension.lifecycle.subscribe(hub.on_run)
@@ -163,9 +203,9 @@ def init_events(app: Flask, extension: ServiceScheduler) -> EventHub:
     return hub
 
 
-def _stream(hub: EventHub, last_event_id: str | None) -> Iterator[str]:
+def _stream(hub: EventHub, user: str, last_event_id: str | None) -> Iterator[str]:
     try:
-        yield "retry: 3000\n\n"
+        yield f"retry: {RETRY_MS}\n\n"
         while True:
             events = hub.after(last_event_id, timeout=KEEPALIVE)
             if not events:
@@ -174,7 +214,7 @@ def _stream(hub: EventHub, last_event_id: str | None) -> Iterator[str]:
                 yield f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n"
                 last_event_id = event_id
     finally:
-        hub.streams.release()
+        hub.slots.give_back(user)
 
 
 @bp.get("/events")
@@ -182,12 +222,13 @@ def _stream(hub: EventHub, last_event_id: str | None) -> Iterator[str]:
     "Stream job and run events",
     description="Server-Sent Events: `id`, `event` (job.added, run.succeeded...) and JSON "
     "`data`, from the moment of the request; resumes after the `Last-Event-ID` header or "
-    "`?last_event_id=` (what is still kept of the last 1000). At most "
-    f"{MAX_STREAMS} streams at once (503 beyond).",
+    "`?last_event_id=` (what is still kept of the last 1000). Streams are limited in all "
+    "(`SCHEDULER_EVENT_STREAMS`, 503 beyond) and per user "
+    "(`SCHEDULER_EVENT_STREAMS_PER_USER`, 429 beyond).",
     query=EventsQuery,
     response=Event,
     media_type="text/event-stream",
-    errors=(503,),
+    errors=(429, 503),
 )
 def stream_events() -> Response:
     """Stream job and run events; resume after the Last-Event-ID header (or ?last_event_id=)."""
@@ -195,10 +236,10 @@ def stream_events() -> Response:
     last = request.headers.get("Last-Event-ID") or query_args(EventsQuery).last_event_id
     if last is None:  # a new client: what happens from now on, no replay
         last = hub.latest_id()
-    if not hub.streams.acquire(blocking=False):
-        raise ServiceUnavailable(f"already {MAX_STREAMS} event streams open; try again later")
+    user = g.principal.name
+    hub.slots.take(user)
     return Response(
-        _stream(hub, last),
+        _stream(hub, user, last),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

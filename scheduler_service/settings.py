@@ -113,6 +113,11 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULER_AUTH_CACHE_SIZE": 1024,
     # Largest page GET /scheduler/jobs?limit= may ask for.
     "SCHEDULER_MAX_PAGE_SIZE": 1000,
+    # Event streams (GET /scheduler/events) open at once, in all (503 beyond) and per user
+    # (429 beyond). Each holds a request thread for its life: keep the total well below the
+    # server's threads (`run --threads`, 8 by default).
+    "SCHEDULER_EVENT_STREAMS": 4,
+    "SCHEDULER_EVENT_STREAMS_PER_USER": 2,
 }
 
 # Keys that may appear without the SCHEDULER_ prefix (Flask-APScheduler's spelling).
@@ -157,6 +162,8 @@ class _Typed(BaseModel):
     SCHEDULER_AUTH_CACHE_TTL: float = Field(ge=0)
     SCHEDULER_AUTH_CACHE_SIZE: int = Field(ge=1)
     SCHEDULER_MAX_PAGE_SIZE: int = Field(ge=1)
+    SCHEDULER_EVENT_STREAMS: int = Field(ge=0, le=1000)
+    SCHEDULER_EVENT_STREAMS_PER_USER: int = Field(ge=0, le=1000)
     SCHEDULER_COORDINATION: str
     SCHEDULER_COORDINATION_LEASE: float = Field(ge=1, le=600)
     SCHEDULER_COORDINATION_NAME: str = Field(min_length=1, max_length=100)

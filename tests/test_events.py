@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.helpers import ADMIN, OPERATOR, VIEWER
@@ -91,15 +92,26 @@ def test_reconnect_resumes_after_last_event_id(client: FlaskClient) -> None:
     stale.close()
 
 
-def test_events_need_auth_and_are_bounded(client: FlaskClient) -> None:
+def test_events_need_auth_and_are_bounded_in_all_and_per_user(
+    make_app: Callable[..., Flask],
+) -> None:
+    client = make_app(SCHEDULER_EVENT_STREAMS=3, SCHEDULER_EVENT_STREAMS_PER_USER=2).test_client()
     assert client.get("/scheduler/events").status_code == 401
-    streams = [client.get("/scheduler/events", headers=VIEWER, buffered=False) for _ in range(4)]
+    viewer = [client.get("/scheduler/events", headers=VIEWER, buffered=False) for _ in range(2)]
+    assert [s.status_code for s in viewer] == [200, 200]
+    # A viewer cannot take every slot: its third stream is refused, the others' are not.
     refused = client.get("/scheduler/events", headers=VIEWER, buffered=False)
-    assert refused.status_code == 503 and refused.get_json()["code"] == 503
-    for stream in streams:
+    assert refused.status_code == 429 and refused.get_json()["code"] == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    operator = client.get("/scheduler/events", headers=OPERATOR, buffered=False)
+    assert operator.status_code == 200
+    full = client.get("/scheduler/events", headers=ADMIN, buffered=False)
+    assert full.status_code == 503 and full.get_json()["code"] == 503
+    for stream in (*viewer, operator):
         next(stream.iter_encoded())  # start the generator so that close() releases its slot
         stream.close()
-    reopened = client.get("/scheduler/events", headers=VIEWER, buffered=False)
-    assert reopened.status_code == 200
-    next(reopened.iter_encoded())
-    reopened.close()
+    reopened = [client.get("/scheduler/events", headers=VIEWER, buffered=False) for _ in range(2)]
+    assert [s.status_code for s in reopened] == [200, 200]
+    for stream in reopened:
+        next(stream.iter_encoded())
+        stream.close()

@@ -180,7 +180,7 @@ def _open_stream(server: Server) -> socket.socket:
 def test_a_dropped_stream_client_frees_its_slot_within_seconds(
     start_server: Callable[..., Server],
 ) -> None:
-    server = start_server()
+    server = start_server(SCHEDULER_EVENT_STREAMS_PER_USER="5")  # the total is reached first
     streams = [_open_stream(server) for _ in range(4)]
     assert server.request("GET", "/scheduler/events").status == 503  # every slot taken
     for sock in streams:  # the clients go away without a word
