@@ -46,6 +46,10 @@ class Operation:
     errors: tuple[int, ...] = ()  # statuses beyond those every operation of its kind has
     responses: dict[int, Any] = field(default_factory=dict)  # status -> non-error body type
     description: str = ""
+    # OpenAPI links of the success answer: name -> (operationId, {parameter: expression}),
+    # e.g. ("jobs.get_job", {"job_id": "$response.body#/id"}); clients and Schemathesis'
+    # stateful phase follow them.
+    links: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
 
 def describe(summary: str, **details: Any) -> Callable[[F], F]:
@@ -179,6 +183,11 @@ def _success(op: Operation, components: _Components) -> dict[str, Any]:
                 "description": "how many items the whole list holds",
                 "schema": {"type": "integer", "minimum": 0},
             }
+        }
+    if op.links:
+        answer["links"] = {
+            name: {"operationId": operation_id, "parameters": parameters}
+            for name, (operation_id, parameters) in op.links.items()
         }
     if op.status == 201:
         answer.setdefault("headers", {})["Location"] = {

@@ -16,6 +16,7 @@ from scheduler_service import create_app
 from tests.blog_fixtures import dispose, fresh_database
 from tests.helpers import base_config, service_url, stop_containers
 from tests.live_stores import LIVE, Live, release_connections, stop
+from tests.server import ADMIN_PASSWORD, DECLARED_JOB, Server
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -121,3 +122,42 @@ def claims_app(request: pytest.FixtureRequest, make_app: Callable[..., Flask]) -
         app = make_app(SCHEDULER_DATABASE_URL=url)
         yield app
         dispose(app)
+
+
+# -- a real `scheduler-service run` process (tests/server.py) ----------------------------------
+
+
+@pytest.fixture
+def declared_log(tmp_path: Path) -> Path:
+    return tmp_path / "logs" / "declared.log"
+
+
+@pytest.fixture
+def server_env(tmp_path: Path, declared_log: Path) -> dict[str, str]:
+    """The operator's environment: an instance folder, a strong admin password, a jobs file."""
+    jobs_file = tmp_path / "jobs.toml"
+    jobs_file.write_text(DECLARED_JOB.format(log=str(declared_log)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+    env.update(
+        SCHEDULER_INSTANCE_PATH=str(tmp_path / "instance"),
+        SCHEDULER_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        SCHEDULER_JOBS_FILE=str(jobs_file),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture
+def start_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start servers (a restart is a second call on the same instance folder); kill them all."""
+    servers: list[Server] = []
+
+    def start(**extra_env: str) -> Server:
+        server = Server({**server_env, **extra_env}, tmp_path, f"server{len(servers)}")
+        servers.append(server)
+        server.wait_healthy()
+        return server
+
+    yield start
+    for server in servers:
+        server.close()

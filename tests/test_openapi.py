@@ -53,6 +53,23 @@ def test_the_document_is_valid_openapi(client: FlaskClient) -> None:
     validate(doc)
 
 
+def test_links_lead_to_operations_that_take_their_parameters(client: FlaskClient) -> None:
+    doc = document(client)
+    operations = {
+        op["operationId"]: op
+        for item in doc["paths"].values()
+        for op in item.values()
+        if isinstance(op, dict) and "operationId" in op
+    }
+    links = doc["paths"]["/scheduler/jobs"]["post"]["responses"]["200"]["links"]
+    assert {"GetJob", "RemoveJob", "RunJob"} <= set(links)
+    for name, link in links.items():
+        target = operations.get(link["operationId"])
+        assert target is not None, name
+        taken = {p["name"] for p in target.get("parameters", []) if p["in"] == "path"}
+        assert set(link["parameters"]) == taken, name
+
+
 def test_every_route_is_documented_with_its_methods(app: Flask, client: FlaskClient) -> None:
     routes = {
         (ARGUMENT.sub(r"{\1}", rule.rule), method)

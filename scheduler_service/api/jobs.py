@@ -19,6 +19,22 @@ bp = Blueprint("jobs", __name__)
 _STORE = (409, 503)
 
 
+# What a client can do next with the job it just added (OpenAPI links of POST /jobs).
+_JOB_LINKS = {
+    name: (operation_id, {"job_id": "$response.body#/id"})
+    for name, operation_id in (
+        ("GetJob", "jobs.get_job"),
+        ("ChangeJob", "jobs.update_job"),
+        ("RemoveJob", "jobs.delete_job"),
+        ("PauseJob", "jobs.pause_job"),
+        ("ResumeJob", "jobs.resume_job"),
+        ("RunJob", "runs.run_job"),
+        ("ListRuns", "runs.list_job_runs"),
+        ("ListFires", "runs.list_job_fires"),
+    )
+}
+
+
 @bp.get("/jobs")
 @describe("List jobs", query=JobListQuery, response=list[JobOut], paged=True, errors=_STORE)
 def list_jobs() -> Response:
@@ -38,7 +54,7 @@ def list_jobs() -> Response:
 
 
 @bp.post("/jobs")
-@describe("Add a job", body=JobSpec, response=JobOut, errors=(*_STORE, 422))
+@describe("Add a job", body=JobSpec, response=JobOut, errors=(*_STORE, 422), links=_JOB_LINKS)
 def add_job() -> Response:
     job = get_job_service().add_job(json_body())
     return jsonify(job_to_dict(job))
