@@ -63,7 +63,8 @@ def healthz() -> tuple[Response, int]:
 @bp.get("/readyz")
 @describe("Readiness (no authentication)", response=Readiness, responses={503: Readiness})
 def readyz() -> tuple[Response, int]:
-    """Ready: every job store, the service database and the coordination service answer."""
+    """Ready: every job store, the service database and the coordination service answer,
+    and the scheduler was not shut down through the API."""
     timeout = current_app.config["SCHEDULER_STORE_TIMEOUT"]
     extension = get_scheduler()
     checks: dict[str, str] = {}
@@ -85,6 +86,10 @@ def readyz() -> tuple[Response, int]:
         db.session.remove()
     if extension.election is not None:  # its error is logged by the election
         checks["coordination"] = "unreachable" if extension.election.error else "ok"
+    if extension.state == STATE_STOPPED and current_app.config["SCHEDULER_AUTOSTART"]:
+        # Shut down through the API: this replica fires nothing until POST /scheduler/start.
+        # Not ready, but alive: a restart by the orchestrator would undo the operator's call.
+        checks["scheduler"] = "stopped"
     ready = all(v == "ok" for v in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks, "role": extension.role}
     return jsonify(body), 200 if ready else 503

@@ -90,6 +90,19 @@ def test_healthz_and_readyz(client: FlaskClient) -> None:
     assert ready.get_json()["checks"] == {"jobstore:default": "ok", "database": "ok"}
 
 
+def test_a_scheduler_shut_down_through_the_api_is_alive_but_not_ready(client: FlaskClient) -> None:
+    assert (
+        client.post("/scheduler/shutdown", json={"wait": False}, headers=ADMIN).status_code == 204
+    )
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json()["checks"]["scheduler"] == "stopped"
+    health = client.get("/healthz")  # alive: a restart would undo the operator's shutdown
+    assert health.status_code == 200 and health.get_json()["scheduler"] == "stopped"
+    assert client.post("/scheduler/start", headers=ADMIN).status_code == 204
+    assert client.get("/readyz").status_code == 200
+
+
 def test_readyz_fails_when_the_database_is_unreachable(make_app: Callable[..., Flask]) -> None:
     client = make_app(  # it went away after start-up: no migration to fail on
         SCHEDULER_DATABASE_URL="postgresql+psycopg://u:s3cret@127.0.0.1:1/db",
