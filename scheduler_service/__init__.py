@@ -21,6 +21,7 @@ def _database_url(settings: dict[str, Any], instance_path: Path) -> str:
 def _base_app(settings: dict[str, Any]) -> Flask:
     """Build the Flask app with its settings, instance folder and database."""
     from .extensions import db, migrate
+    from .scheduler.joblimits import install_job_limits
 
     instance_path = Path(settings["SCHEDULER_INSTANCE_PATH"]).resolve()
     instance_path.mkdir(parents=True, exist_ok=True)
@@ -28,6 +29,7 @@ def _base_app(settings: dict[str, Any]) -> Flask:
     app.config.update(settings)
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_url(settings, instance_path)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep Flask-APScheduler's key order
+    install_job_limits(app)  # what job functions may touch, here and in pool children
     db.init_app(app)
     migrate.init_app(app, db)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):

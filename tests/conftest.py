@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from jobs import JobLimits
 from scheduler_service import create_app
 from tests.blog_fixtures import dispose, fresh_database
 from tests.helpers import base_config, service_url, stop_containers
@@ -31,6 +32,13 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("SCHEDULER_"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture(autouse=True)
+def _default_job_limits() -> Iterator[None]:
+    """Leave no test's job limits (installed by create_app) to the next test."""
+    yield
+    JobLimits().install()
 
 
 @pytest.fixture

@@ -13,12 +13,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from jobs import examples, ops
+from jobs import JobLimits, examples, ops
 
 DAY = 86400
 
 
 # --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def limits(tmp_path: os.PathLike[str]) -> JobLimits:
+    """File jobs may use the test's folder; the HTTP checks may reach loopback."""
+    limits = JobLimits(file_roots=(str(tmp_path),), networks=("127.0.0.0/8",))
+    limits.install()
+    return limits
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -210,7 +218,7 @@ def test_http_check_status_mismatch_raises(http_server: str) -> None:
 
 def test_http_check_connection_error_raises(no_proxy_env: None, closed_port: int) -> None:
     url = f"http://127.0.0.1:{closed_port}/ok"
-    with pytest.raises(RuntimeError, match="request failed") as info:
+    with pytest.raises(RuntimeError, match="connection failed") as info:
         ops.http_check(url, timeout=5)
     assert url in str(info.value)
 
