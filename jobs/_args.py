@@ -87,7 +87,7 @@ HttpStatus = Annotated[int, Field(ge=100, le=599)]
 Timeout = Annotated[float, Field(gt=0, le=300, allow_inf_nan=False)]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 Days = Annotated[float, Field(ge=0, le=36500, allow_inf_nan=False)]
-Count = Annotated[int, Field(ge=0, le=1000)]
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
 
 
 def problem(error: ValidationError) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -40,6 +41,8 @@ def server_env(tmp_path: Path, declared_log: Path) -> dict[str, str]:
         SCHEDULER_INSTANCE_PATH=str(tmp_path / "instance"),
         SCHEDULER_ADMIN_PASSWORD=ADMIN_PASSWORD,
         SCHEDULER_JOBS_FILE=str(jobs_file),
+        # The jobs' logs are written in the test's folder (the instance folder is refused).
+        SCHEDULER_JOB_FILE_ROOTS=json.dumps([str(tmp_path)]),
         PYTHONUNBUFFERED="1",
     )
     return env

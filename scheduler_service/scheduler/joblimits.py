@@ -29,10 +29,8 @@ def install_job_limits(app: Flask) -> JobLimits:
     config = app.config
     instance = Path(app.instance_path)
     roots = config["SCHEDULER_JOB_FILE_ROOTS"]
-    if roots is None:
-        default = instance / DEFAULT_ROOT
-        default.mkdir(exist_ok=True)
-        roots = [str(default)]
+    if roots is None:  # created by the first job that writes there
+        roots = [str(instance / DEFAULT_ROOT)]
     refused = [*config["SCHEDULER_JOB_FILE_EXCLUDE"], *own_files(config, instance)]
     limits = JobLimits(
         file_roots=tuple(roots),
