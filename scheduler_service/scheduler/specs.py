@@ -74,6 +74,13 @@ DateText = Annotated[
 ]
 
 
+_ARGUMENTS = (
+    "argument values, checked against the function's parameters (GET /scheduler/tasks shows "
+    'their JSON Schema); a value {"secret": "ENV_NAME"} is a secret reference, resolved from '
+    "the environment when the run starts (SCHEDULER_JOB_SECRETS says which variables)"
+)
+
+
 def _omit_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
@@ -92,8 +99,8 @@ class JobSpec(BaseModel):
     id: Annotated[str, Field(min_length=1, max_length=191, pattern=r"^[^/\x00-\x1f\x7f]+$")]
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     func: Annotated[str, Field(max_length=200)]
-    args: list[Any] = Field(default_factory=list)
-    kwargs: dict[str, Any] = Field(default_factory=dict)
+    args: list[Any] = Field(default_factory=list, description=_ARGUMENTS)
+    kwargs: dict[str, Any] = Field(default_factory=dict, description=_ARGUMENTS)
     trigger: Literal["date", "interval", "cron"]
     run_date: DateText | None = None
     weeks: Weeks | None = None
