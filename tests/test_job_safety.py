@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apscheduler.events import EVENT_JOB_EXECUTED
 from flask import Flask
 from flask.testing import FlaskClient
 
 from scheduler_service.errors import ConfigError
-from tests.helpers import ADMIN, OPERATOR, VIEWER, assert_error
+from tests.helpers import ADMIN, OPERATOR, VIEWER, assert_error, wait_for
 
 SECRET = "s3cr3t-Value-4711"
 
@@ -375,6 +376,20 @@ def test_a_job_that_echoes_a_secret_leaves_no_trace_of_it(
     for run in (echoed, failed):
         assert SECRET not in json.dumps(run)
     assert "Hello, ***" in caplog.text and SECRET not in caplog.text
+
+
+def test_apschedulers_listeners_see_the_return_value_masked(
+    app: Flask, client: FlaskClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOB_SECRET_TOKEN", SECRET)
+    seen: list[Any] = []
+    scheduler = app.extensions["scheduler_service"].scheduler
+    scheduler.add_listener(lambda event: seen.append(event.retval), EVENT_JOB_EXECUTED)
+    added(client, job("s", "examples:record", ["x.log", {"secret": "JOB_SECRET_TOKEN"}]))
+    assert run_now(client, "s")["state"] == "succeeded"
+    wait_for(lambda: seen, what="the listener called")
+    assert seen[0]["value"] == "***"
+    assert (tmp_path / "x.log").read_text().endswith(f" {SECRET}\n")
 
 
 @pytest.mark.parametrize(

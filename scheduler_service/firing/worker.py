@@ -29,6 +29,7 @@ from ..scheduler.secretrefs import (
     SecretUnavailable,
     hidden_in_logs,
     redact,
+    redact_value,
     resolve_references,
 )
 from .lifecycle import RunEvent
@@ -238,9 +239,8 @@ def _call(
         "log": redact(log_text, secrets),
         "log_truncated": log_cut,
     }
-    if secrets and isinstance(value, str):  # APScheduler's listeners see it too
-        value = redact(value, secrets)
-    return "succeeded", fields, value
+    # APScheduler's listeners see the value too.
+    return "succeeded", fields, redact_value(value, secrets)
 
 
 def execute(attempt: Attempt, *, in_thread: bool) -> Report:

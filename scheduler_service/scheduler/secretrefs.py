@@ -149,6 +149,19 @@ def redact(text: str | None, values: Sequence[str]) -> str | None:
     return text
 
 
+def redact_value(value: Any, values: Sequence[str]) -> Any:
+    """Return ``value`` (a job's return value) with the values masked in its strings."""
+    if not values:
+        return value
+    if isinstance(value, str):
+        return redact(value, values)
+    if isinstance(value, list | tuple):
+        return type(value)(redact_value(v, values) for v in value)
+    if isinstance(value, dict):
+        return {redact_value(k, values): redact_value(v, values) for k, v in value.items()}
+    return value
+
+
 # -- hiding the values from log records ------------------------------------------------------
 
 _hidden = threading.local()
