@@ -42,12 +42,14 @@ def _base_app(settings: dict[str, Any]) -> Flask:
     """Build the Flask app with its settings and database; make no folder or file (a SQLite
     file and its folder appear on the first connection)."""
     from .extensions import db, migrate
+    from .scheduler.joblimits import install_job_limits
 
     instance_path = Path(settings["SCHEDULER_INSTANCE_PATH"]).resolve()
     app = Flask(__name__, instance_path=str(instance_path))
     app.config.update(settings)
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_url(settings, instance_path)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep Flask-APScheduler's key order
+    install_job_limits(app)  # what job functions may touch, here and in pool children
     db.init_app(app)
     migrate.init_app(app, db)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):

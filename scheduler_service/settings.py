@@ -14,13 +14,14 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
 ENV_PREFIX = "SCHEDULER_"
+SECRET_PATTERN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,127}\*?|\*)$")
 
 DEFAULTS: dict[str, Any] = {
     # -- the scheduler (keys a Flask-APScheduler user already knows) -------------------------
@@ -50,6 +51,23 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULER_JOBS_FILE": None,
     # Packages whose functions may be scheduled ("jobs" allows jobs and jobs.*).
     "SCHEDULER_ALLOWED_MODULES": ["jobs"],
+    # -- what a job can touch (SPEC §9) ---------------------------------------------------------
+    # Folders the file jobs (jobs.examples:record and flaky, jobs.ops:cleanup_old_files) may
+    # use; a relative path in a job lies in the first. None: <instance>/job-files. Paths are
+    # resolved (symlinks, ..) before the check, at create time and again at run time.
+    "SCHEDULER_JOB_FILE_ROOTS": None,
+    # Paths refused to file jobs even inside a root. The service's own files are always
+    # refused: the instance folder (but a root inside it), the config and jobs files, SQLite
+    # databases.
+    "SCHEDULER_JOB_FILE_EXCLUDE": [],
+    # Networks (CIDR) jobs.ops:http_check may reach although they are not public: loopback,
+    # private, link-local, shared, multicast, reserved and cloud-metadata addresses are
+    # refused (redirects included) unless listed here, e.g. ["10.20.0.0/16"].
+    "SCHEDULER_JOB_HTTP_ALLOWED_NETWORKS": [],
+    # Environment variables a job argument may reference as {"secret": "NAME"} (resolved
+    # when the run starts, never shown): names, or prefixes ending in "*"; [] allows none.
+    # SCHEDULER_* variables (the service's own settings) can never be referenced.
+    "SCHEDULER_JOB_SECRETS": ["JOB_SECRET_*"],
     # Start the scheduler inside create_app (tools such as check-config turn it off).
     "SCHEDULER_AUTOSTART": True,
     # Start with job processing paused (POST /scheduler/resume starts firing).
@@ -124,6 +142,9 @@ DEFAULTS: dict[str, Any] = {
 ALIASES = {"JOBS": "SCHEDULER_JOBS"}
 
 
+_Path = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
 class _Typed(BaseModel):
     """Type check of every setting; field names are the setting keys."""
 
@@ -140,6 +161,10 @@ class _Typed(BaseModel):
     SCHEDULER_JOBS: list[dict[str, Any]]
     SCHEDULER_JOBS_FILE: str | None
     SCHEDULER_ALLOWED_MODULES: list[str] = Field(min_length=1)
+    SCHEDULER_JOB_FILE_ROOTS: list[_Path] | None
+    SCHEDULER_JOB_FILE_EXCLUDE: list[_Path]
+    SCHEDULER_JOB_HTTP_ALLOWED_NETWORKS: list[str]
+    SCHEDULER_JOB_SECRETS: list[str]
     SCHEDULER_AUTOSTART: bool
     SCHEDULER_START_PAUSED: bool
     SCHEDULER_STORE_TIMEOUT: float = Field(gt=0)
@@ -177,6 +202,31 @@ class _Typed(BaseModel):
     def _prefix(cls, value: str) -> str:
         if value and (not value.startswith("/") or value.endswith("/")):
             raise ValueError("must start with '/' and not end with '/', e.g. '/scheduler'")
+        return value
+
+    @field_validator("SCHEDULER_JOB_FILE_ROOTS", mode="before")
+    @classmethod
+    def _one_root(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value  # SCHEDULER_JOB_FILE_ROOTS=/data
+
+    @field_validator("SCHEDULER_JOB_HTTP_ALLOWED_NETWORKS")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP network such as 10.0.0.0/8") from None
+        return value
+
+    @field_validator("SCHEDULER_JOB_SECRETS")
+    @classmethod
+    def _secret_patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not SECRET_PATTERN.match(pattern):
+                raise ValueError(
+                    f"{pattern!r} is not an environment variable name, or a prefix ending in *"
+                )
         return value
 
     @field_validator("SCHEDULER_TIMEZONE")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from jobs import JobLimits
 from scheduler_service import create_app
 from tests.blog_fixtures import dispose, fresh_database
 from tests.helpers import base_config, service_url, stop_containers
@@ -32,6 +34,13 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("SCHEDULER_"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture(autouse=True)
+def _default_job_limits() -> Iterator[None]:
+    """Leave no test's job limits (installed by create_app) to the next test."""
+    yield
+    JobLimits().install()
 
 
 @pytest.fixture
@@ -142,6 +151,8 @@ def server_env(tmp_path: Path, declared_log: Path) -> dict[str, str]:
         SCHEDULER_INSTANCE_PATH=str(tmp_path / "instance"),
         SCHEDULER_ADMIN_PASSWORD=ADMIN_PASSWORD,
         SCHEDULER_JOBS_FILE=str(jobs_file),
+        # The jobs' logs are written in the test's folder (the instance folder is refused).
+        SCHEDULER_JOB_FILE_ROOTS=json.dumps([str(tmp_path)]),
         PYTHONUNBUFFERED="1",
     )
     return env

@@ -67,6 +67,8 @@ def base_config(instance: Path) -> dict[str, Any]:
         },
         # Tests that want jobs to fire resume the scheduler themselves.
         "SCHEDULER_START_PAUSED": True,
+        # File jobs write into the test's own folder (the instance folder stays refused).
+        "SCHEDULER_JOB_FILE_ROOTS": [str(instance.parent)],
     }
 
 

@@ -3,6 +3,7 @@ history, coordinated through ZooKeeper, Redis or PostgreSQL (SPEC §8)."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections import Counter
@@ -65,6 +66,8 @@ class Cluster:
             SCHEDULER_COORDINATION=coordination_url(service_url(variable), group),
             SCHEDULER_COORDINATION_NAME=group,
             SCHEDULER_ALLOWED_MODULES='["jobs", "tests.app_jobs"]',
+            # The jobs' logs are written in log_dir (each replica's instance folder is refused).
+            SCHEDULER_JOB_FILE_ROOTS=json.dumps([str(log_dir)]),
             PYTHONUNBUFFERED="1",
             **settings,
         )

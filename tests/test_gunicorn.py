@@ -5,6 +5,7 @@ stops the whole server gracefully (SPEC §8)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -166,6 +167,7 @@ def gunicorn(tmp_path: Path) -> Iterator[Gunicorn]:
             SCHEDULER_COORDINATION=service_url("TEST_POSTGRES_URL"),
             SCHEDULER_COORDINATION_NAME=group,
             SCHEDULER_INSTANCE_PATH=str(tmp_path / "instance"),
+            SCHEDULER_JOB_FILE_ROOTS=json.dumps([str(tmp_path)]),
             # Recent gunicorn opens a control socket in $XDG_RUNTIME_DIR: one per test run.
             XDG_RUNTIME_DIR=str(tmp_path),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import ipaddress
 import json
 import logging
 import os
@@ -10,15 +11,24 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 
-from jobs import examples, ops
+from jobs import JobLimits, examples, ops
 
 DAY = 86400
 
 
 # --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def limits(tmp_path: os.PathLike[str]) -> JobLimits:
+    """File jobs may use the test's folder; the HTTP checks may reach loopback."""
+    limits = JobLimits(file_roots=(str(tmp_path),), networks=("127.0.0.0/8",))
+    limits.install()
+    return limits
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -210,7 +220,7 @@ def test_http_check_status_mismatch_raises(http_server: str) -> None:
 
 def test_http_check_connection_error_raises(no_proxy_env: None, closed_port: int) -> None:
     url = f"http://127.0.0.1:{closed_port}/ok"
-    with pytest.raises(RuntimeError, match="request failed") as info:
+    with pytest.raises(RuntimeError, match="connection failed") as info:
         ops.http_check(url, timeout=5)
     assert url in str(info.value)
 
@@ -378,3 +388,115 @@ def test_cleanup_refuses_root_missing_and_bad_args(tmp_path: os.PathLike[str]) -
     with pytest.raises(ValueError, match="pattern"):
         ops.cleanup_old_files(str(tmp_path), older_than_days=1, pattern="../*")
     assert os.path.exists(a_file)
+
+
+# --- what a job may reach and touch (jobs._limits, jobs._http) -----------------------------
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A 127.0.0.1 port that accepts connections and closes them without a word."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.05)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(timeout=5)
+    server.close()
+
+
+def test_http_check_says_the_same_for_a_closed_and_an_open_port(
+    no_proxy_env: None, closed_port: int, silent_port: int
+) -> None:
+    messages = []
+    for port in (closed_port, silent_port):
+        with pytest.raises(RuntimeError) as info:
+            ops.http_check(f"http://127.0.0.1:{port}/", timeout=5)
+        messages.append(str(info.value).replace(str(port), "PORT"))
+    assert messages[0] == messages[1] == "http_check http://127.0.0.1:PORT/: connection failed"
+
+
+class _AuthHandler(_Handler):
+    seen: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.headers.get("Authorization"))
+        self._reply(200, b"ok")
+
+
+def test_http_check_sends_url_credentials_and_never_shows_them(
+    no_proxy_env: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AuthHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01})
+    thread.start()
+    try:
+        url = f"http://ops:pa%20ss@127.0.0.1:{server.server_address[1]}/ok?token=t0k"
+        with caplog.at_level(logging.DEBUG, logger="jobs"):
+            result = ops.http_check(url)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert _AuthHandler.seen == ["Basic b3BzOnBhIHNz"]  # ops:pa ss
+    assert result["url"] == f"http://ops:***@127.0.0.1:{server.server_address[1]}/ok?***"
+    assert "pa%20ss" not in caplog.text and "t0k" not in caplog.text
+    assert "ops:***@" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("93.184.215.14", True),
+        ("2606:4700:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.0.0.1", False),
+        ("100.64.0.1", False),
+        ("169.254.169.254", False),
+        ("168.63.129.16", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("::ffff:10.0.0.1", False),  # IPv4-mapped
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254
+        ("ff02::1", False),
+    ],
+)
+def test_which_addresses_a_job_may_reach(address: str, allowed: bool) -> None:
+    assert JobLimits().address_allowed(ipaddress.ip_address(address)) is allowed
+
+
+def test_allowed_networks_open_exactly_themselves() -> None:
+    limits = JobLimits(networks=("10.20.0.0/16", "fd00::/8"))
+    assert limits.address_allowed(ipaddress.ip_address("10.20.3.4"))
+    assert limits.address_allowed(ipaddress.ip_address("fd00::5"))
+    assert not limits.address_allowed(ipaddress.ip_address("10.21.3.4"))
+    assert not limits.address_allowed(ipaddress.ip_address("127.0.0.1"))
+
+
+def test_without_installed_limits_no_file_may_be_touched(tmp_path: os.PathLike[str]) -> None:
+    JobLimits().install()
+    with pytest.raises(ValueError, match="no job file roots are configured"):
+        examples.record(os.path.join(tmp_path, "x.log"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_root_inside_a_protected_folder_is_the_jobs(tmp_path: os.PathLike[str]) -> None:
+    instance = os.path.join(tmp_path, "instance")
+    root = os.path.join(instance, "job-files")
+    JobLimits(file_roots=(root,), protected=(instance,)).install()
+    assert examples.record("a.log")["path"] == os.path.join(root, "a.log")
+    with pytest.raises(ValueError, match="service's own files"):
+        JobLimits(file_roots=(instance,), protected=(instance,)).resolve_path("db.sqlite")

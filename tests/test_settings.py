@@ -77,6 +77,15 @@ def test_python_and_json_config_files(tmp_path: Path, suffix: str) -> None:
         ({"SCHEDULER_CONFIG_FILE": "/nonexistent.toml"}, "SCHEDULER_CONFIG_FILE: no such file"),
         ({"SCHEDULER_HEARTBEAT_INTERVAL": 0}, "SCHEDULER_HEARTBEAT_INTERVAL has value 0"),
         (
+            {"SCHEDULER_JOB_HTTP_ALLOWED_NETWORKS": ["10.0.0.0/33"]},
+            "SCHEDULER_JOB_HTTP_ALLOWED_NETWORKS has value .*not an IP network",
+        ),
+        (
+            {"SCHEDULER_JOB_SECRETS": ["DB_*_PASSWORD"]},
+            "SCHEDULER_JOB_SECRETS has value .*not an environment variable name",
+        ),
+        ({"SCHEDULER_JOB_FILE_ROOTS": [""]}, "SCHEDULER_JOB_FILE_ROOTS"),
+        (
             {"SCHEDULER_HEARTBEAT_INTERVAL": 10, "SCHEDULER_HEARTBEAT_TIMEOUT": 15},
             "SCHEDULER_HEARTBEAT_TIMEOUT: must be at least twice SCHEDULER_HEARTBEAT_INTERVAL",
         ),
@@ -209,3 +218,10 @@ def test_kubernetes_service_links_are_not_settings() -> None:
     assert not set(links) & set(settings)
     with pytest.raises(ConfigError, match="SCHEDULER_SERVICE_HOST: unknown setting"):
         load_settings(environ={**links, "SCHEDULER_SERVICE_HOST": "not-an-address"})
+
+
+def test_one_job_file_root_may_be_given_as_a_plain_string() -> None:
+    settings = load_settings(environ={"SCHEDULER_JOB_FILE_ROOTS": "/srv/job-files"})
+    assert settings["SCHEDULER_JOB_FILE_ROOTS"] == ["/srv/job-files"]
+    settings = load_settings(environ={"SCHEDULER_JOB_FILE_ROOTS": '["/a", "/b"]'})
+    assert settings["SCHEDULER_JOB_FILE_ROOTS"] == ["/a", "/b"]

@@ -259,6 +259,12 @@ class TaskParameter(_Out):
     ]
     type: str | None = None
     default: Any = None
+    json_schema: dict[str, Any] | None = Field(
+        default=None,
+        alias="schema",
+        description="The JSON Schema of the values it takes, constraints included; what "
+        "a job's argument must fit (absent for a type JSON cannot carry)",
+    )
 
 
 class Task(_Out):

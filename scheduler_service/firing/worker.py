@@ -25,6 +25,13 @@ from ..runs.changes import finished_change, queue_change, started_change, timed_
 from ..runs.recorder import encode_result, utcnow
 from ..runs.writer import RunChange
 from ..scheduler.policy import policy_of
+from ..scheduler.secretrefs import (
+    SecretUnavailable,
+    hidden_in_logs,
+    redact,
+    redact_value,
+    resolve_references,
+)
 from .lifecycle import RunEvent
 
 if TYPE_CHECKING:
@@ -78,11 +85,11 @@ def _wants_cancel(func: Any) -> bool:
         return _takes_cancel(func)
 
 
-def _call_kwargs(job: Job, cancel: threading.Event | None) -> dict[str, Any]:
+def _call_kwargs(job: Job, kwargs: Any, cancel: threading.Event | None) -> Any:
     """The job's kwargs, plus ``cancel`` when the function takes it and it is not given."""
-    if cancel is not None and _wants_cancel(job.func) and "cancel" not in job.kwargs:
-        return {**job.kwargs, "cancel": cancel}
-    return job.kwargs
+    if cancel is not None and _wants_cancel(job.func) and "cancel" not in kwargs:
+        return {**kwargs, "cancel": cancel}
+    return kwargs
 
 
 def _watchdog(
@@ -192,13 +199,24 @@ def run_one(
 def _call(
     job: Job, run_time: datetime, cancel: threading.Event | None
 ) -> tuple[str, dict[str, Any], Any]:
-    """Call the job; return its state, the fields that record its outcome, and its value."""
+    """Call the job; return its state, the fields that record its outcome, and its value.
+
+    Secret references among its arguments are resolved here, in the process that runs it,
+    and their values hidden from its log records and from what the run record keeps.
+    """
     # DEBUG, where APScheduler says INFO: the run history holds both facts, and two lines a
     # run through one locked stream make 1,000 jobs due at once start late.
     _logger.debug('Running job "%s" (scheduled at %s)', job, run_time)
-    with capture_logs() as captured:
+    try:
+        args, kwargs, secrets = resolve_references(
+            job.args, job.kwargs, patterns=current_app.config["SCHEDULER_JOB_SECRETS"]
+        )
+    except SecretUnavailable as exc:
+        _logger.warning('Job "%s" cannot start: %s', job, exc)
+        return "failed", {"error": f"SecretUnavailable: {exc}"}, None
+    with hidden_in_logs(secrets), capture_logs() as captured:
         try:
-            value = job.func(*job.args, **_call_kwargs(job, cancel))
+            value = job.func(*args, **_call_kwargs(job, kwargs, cancel))
         except BaseException:
             exc, tb = sys.exc_info()[1:]
             formatted = "".join(traceback.format_tb(tb))
@@ -206,9 +224,9 @@ def _call(
             log_text, log_cut = captured.text()
             traceback.clear_frames(tb)
             fields = {
-                "error": f"{type(exc).__name__}: {exc}",
-                "traceback": formatted,
-                "log": log_text,
+                "error": redact(f"{type(exc).__name__}: {exc}", secrets),
+                "traceback": redact(formatted, secrets),
+                "log": redact(log_text, secrets),
                 "log_truncated": log_cut,
             }
             return "failed", fields, None
@@ -216,12 +234,13 @@ def _call(
     result, result_cut = encode_result(value)
     log_text, log_cut = captured.text()
     fields = {
-        "result": result,
+        "result": redact(result, secrets),
         "result_truncated": result_cut,
-        "log": log_text,
+        "log": redact(log_text, secrets),
         "log_truncated": log_cut,
     }
-    return "succeeded", fields, value
+    # APScheduler's listeners see the value too.
+    return "succeeded", fields, redact_value(value, secrets)
 
 
 def execute(attempt: Attempt, *, in_thread: bool) -> Report:

@@ -297,6 +297,7 @@ def init_scheduler(app: Flask) -> ServiceScheduler:
         jobstores=tuple(stores),
         executors=tuple(executors),
         timezone=ZoneInfo(config["SCHEDULER_TIMEZONE"]),
+        secret_patterns=tuple(config["SCHEDULER_JOB_SECRETS"]),
     )
     extension.service = JobService(extension.scheduler, context, lifecycle=lifecycle)
     extension.declared = load_declared_jobs(config, context)

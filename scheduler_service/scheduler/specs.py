@@ -28,8 +28,9 @@ from pydantic import (
 )
 
 from ..errors import Unprocessable, ValidationFailed, validation_errors
-from .callables import CallableRefused, check_arguments, resolve_callable
+from .callables import ArgumentsRefused, CallableRefused, check_arguments, resolve_callable
 from .policy import RunPolicy, with_policy
+from .secretrefs import check_references, is_reference
 
 INTERVAL_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
 CRON_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
@@ -73,6 +74,13 @@ DateText = Annotated[
 ]
 
 
+_ARGUMENTS = (
+    "argument values, checked against the function's parameters (GET /scheduler/tasks shows "
+    'their JSON Schema); a value {"secret": "ENV_NAME"} is a secret reference, resolved from '
+    "the environment when the run starts (SCHEDULER_JOB_SECRETS says which variables)"
+)
+
+
 def _omit_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
@@ -91,8 +99,8 @@ class JobSpec(BaseModel):
     id: Annotated[str, Field(min_length=1, max_length=191, pattern=r"^[^/\x00-\x1f\x7f]+$")]
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     func: Annotated[str, Field(max_length=200)]
-    args: list[Any] = Field(default_factory=list)
-    kwargs: dict[str, Any] = Field(default_factory=dict)
+    args: list[Any] = Field(default_factory=list, description=_ARGUMENTS)
+    kwargs: dict[str, Any] = Field(default_factory=dict, description=_ARGUMENTS)
     trigger: Literal["date", "interval", "cron"]
     run_date: DateText | None = None
     weeks: Weeks | None = None
@@ -142,6 +150,8 @@ class JobContext:
     jobstores: tuple[str, ...]
     executors: tuple[str, ...]
     timezone: ZoneInfo
+    # The environment variables a job argument may reference (SCHEDULER_JOB_SECRETS).
+    secret_patterns: tuple[str, ...] = ("JOB_SECRET_*",)
 
 
 def normalize(data: Any) -> Any:
@@ -314,16 +324,21 @@ def _trigger(
 
 
 def _check_func(spec: JobSpec, ctx: JobContext) -> None:
+    """Check the function, then its arguments: secret references, and every other value
+    against the function's annotations (a referenced value is checked when it runs)."""
     try:
         func = resolve_callable(spec.func, ctx.allowed_modules)
     except CallableRefused as exc:
         raise ValidationFailed("the job is not valid", errors={"func": str(exc)}) from None
+    errors = check_references(spec.args, spec.kwargs, patterns=ctx.secret_patterns)
     try:
-        check_arguments(func, spec.args, spec.kwargs)
-    except TypeError as exc:
-        raise ValidationFailed(
-            "the job is not valid", errors={"args": f"{spec.func}: {exc}"}
-        ) from None
+        check_arguments(func, spec.args, spec.kwargs, skip=is_reference)
+    except ArgumentsRefused as exc:
+        errors = {**exc.errors, **errors}
+        if "args" in errors:  # they do not bind: say to which function
+            errors["args"] = f"{spec.func}: {errors['args']}"
+    if errors:
+        raise ValidationFailed(f"the arguments do not fit {spec.func}", errors=errors)
 
 
 def _check_aliases(spec: JobSpec, ctx: JobContext) -> None:
