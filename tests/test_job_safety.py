@@ -415,8 +415,8 @@ def test_a_reference_to_a_variable_not_allowed_is_a_400(
 def test_even_an_allow_all_never_reaches_the_services_settings(
     make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SCHEDULER_X_TOKEN", SECRET)
     client = make_app(SCHEDULER_JOB_SECRETS=["*"]).test_client()
+    monkeypatch.setenv("SCHEDULER_X_TOKEN", SECRET)  # after start-up: not a setting's name
     added(client, job("home", "examples:print_test", [{"secret": "HOME"}]))
     refused(client, job("adm", "examples:print_test", [{"secret": "SCHEDULER_X_TOKEN"}]), "args.0")
 
