@@ -7,12 +7,14 @@ Exception tree::
     ├── BadRequest                  400  malformed request (bad JSON, bad query parameter)
     │   └── ValidationFailed        400  body fails the schema; ``errors`` maps field -> problem
     ├── Unauthorized                401  missing or wrong credentials
-    ├── Forbidden                   403  authenticated, but the role is too low
+    ├── Forbidden                   403  the role is too low, or a cross-site browser request
     ├── NotFound (LookupError)      404  unknown job (or other resource)
     ├── Conflict                    409  id already taken, or the state forbids the operation
-    ├── UnsupportedMediaType        415  body that is not JSON (blocks cross-site form posts)
+    ├── PayloadTooLarge             413  a body over SCHEDULER_MAX_BODY_BYTES
     ├── Unprocessable               422  well-formed but impossible (date in the past, end < start)
-    └── ServiceUnavailable          503  a job store or database cannot be reached
+    ├── TooManyRequests             429  too many failed logins (with Retry-After)
+    └── ServiceUnavailable          503  a job store or database cannot be reached, or too many
+                                         password checks at once (with Retry-After)
 
 Every answer that is not 2xx has the body of SPEC §3::
 
@@ -37,10 +39,17 @@ class ServiceError(Exception):
 
     code: int = 500
 
-    def __init__(self, message: str, *, errors: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.errors = errors
+        self.headers = headers or {}  # sent with the answer, e.g. Retry-After
 
 
 class ConfigError(ServiceError, ValueError):
@@ -71,12 +80,16 @@ class Conflict(ServiceError):
     code = 409
 
 
-class UnsupportedMediaType(ServiceError):
-    code = 415
+class PayloadTooLarge(ServiceError):
+    code = 413
 
 
 class Unprocessable(ServiceError):
     code = 422
+
+
+class TooManyRequests(ServiceError):
+    code = 429
 
 
 class ServiceUnavailable(ServiceError):
@@ -120,6 +133,7 @@ def error_response(code: int, message: str, *, errors: dict[str, Any] | None = N
 
 def _handle_service_error(error: ServiceError) -> Response:
     response = error_response(error.code, error.message, errors=error.errors)
+    response.headers.update(error.headers)
     if isinstance(error, Unauthorized):
         from .auth import www_authenticate_header  # auth imports errors, not the reverse at load
 
@@ -128,6 +142,8 @@ def _handle_service_error(error: ServiceError) -> Response:
 
 
 def _handle_http_exception(error: HTTPException) -> Response:
+    if error.response is not None:  # built by who raised it (e.g. a 429 with its Retry-After)
+        return error.response  # type: ignore[return-value]
     code = error.code or 500
     response = error_response(code, error.description or HTTPStatus(code).phrase)
     if code == 405 and error.valid_methods:  # type: ignore[attr-defined]
