@@ -122,7 +122,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, start: bool | None = 
         print(generated, file=sys.stderr)  # shown once, never logged
     register_error_handlers(app)
     # Request hooks run in this order: the cheap refusals (body size, cross-site) first, then
-    # the failed-login limits, then the credentials check (a password hash).
+    # the credentials (within the failed-login limits).
     init_guards(app)
     init_auth(app)
     extension = init_scheduler(app)

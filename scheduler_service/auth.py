@@ -26,12 +26,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .errors import ConfigError, Forbidden, Unauthorized
 from .throttle import (
-    KnownAddresses,
+    LoginLimits,
     PasswordChecks,
     acquire_before,
     basic_credentials,
     client_address,
-    init_login_limits,
 )
 
 ROLES = ("viewer", "operator", "admin")
@@ -65,7 +64,8 @@ class Authenticator:
     HMAC of the credentials; ``set_users`` forgets every entry, and a check that overlapped
     the change is not cached. Concurrent checks of the same credentials run the password hash
     once: the others wait for it, then read the cache. Checks that miss the cache are bounded
-    by ``checks`` (they wait for a turn a bounded time, then fail with 503).
+    by ``checks`` (they wait for a turn a bounded time, then fail with 503); HTTP Basic logins
+    past ``limits`` are refused before any check (429).
     """
 
     def __init__(
@@ -76,6 +76,7 @@ class Authenticator:
         cache_ttl: float,
         cache_size: int,
         checks: PasswordChecks,
+        limits: LoginLimits,
     ) -> None:
         self._users = dict(users)  # name -> (password hash, role)
         self._tokens = tokens  # sha256 hex of the token -> principal
@@ -86,7 +87,7 @@ class Authenticator:
         self._checking: dict[bytes, list[Any]] = {}  # digest -> [lock, threads using it]
         self._lock = threading.Lock()
         self._checks = checks
-        self.known_addresses = KnownAddresses()  # where each user logged in from
+        self._limits = limits
 
     @functools.cached_property
     def _dummy_hash(self) -> str:
@@ -182,6 +183,8 @@ class Authenticator:
         """Authenticate the current request.
 
         :raises Unauthorized: no or wrong credentials.
+        :raises TooManyRequests: an HTTP Basic login past the failed-login limits.
+        :raises ServiceUnavailable: too many password checks under way.
         """
         header = request.headers.get("Authorization", "")
         scheme, _, credentials = header.partition(" ")
@@ -189,15 +192,24 @@ class Authenticator:
         if scheme == "bearer":
             principal = self.check_token(credentials.strip())
         elif scheme == "basic":
-            principal = self.check_basic(credentials.strip(" \t"))
-            if principal is None:
-                g.login_failed = True  # counted by the failed-login limits (throttle.py)
-            else:
-                self.known_addresses.add(principal.name, client_address())
+            principal = self._login(credentials.strip(" \t"))
         else:
             principal = None
         if principal is None:
             raise Unauthorized("authentication required" if not header else "wrong credentials")
+        return principal
+
+    def _login(self, credentials: str) -> Principal | None:
+        """Check HTTP Basic credentials within the failed-login limits (see throttle.py)."""
+        address = client_address()
+        parsed = basic_credentials(credentials)
+        name = parsed[0] if parsed else None
+        self._limits.check(address=address, name=name)
+        principal = self.check_basic(credentials)
+        if principal is None:
+            self._limits.failed(address=address, name=name)
+        else:
+            self._limits.succeeded(address=address, name=principal.name)
         return principal
 
 
@@ -227,7 +239,8 @@ def _admin_hash(config: dict[str, Any]) -> str | None:
 def build_authenticator(config: dict[str, Any]) -> Authenticator:
     """Build the authenticator from settings; drop the plain-text admin password.
 
-    :raises ConfigError: a user or token entry is malformed, or no user can log in.
+    :raises ConfigError: a user or token entry is malformed, no user can log in, or the
+        failed-login storage is not one ``limits`` knows.
     """
     users: dict[str, tuple[str, str]] = {}
     admin_hash = _admin_hash(config)
@@ -270,6 +283,11 @@ def build_authenticator(config: dict[str, Any]) -> Authenticator:
         cache_size=config["SCHEDULER_AUTH_CACHE_SIZE"],
         checks=PasswordChecks(
             size=config["SCHEDULER_PASSWORD_CHECKS"], wait=config["SCHEDULER_PASSWORD_CHECK_WAIT"]
+        ),
+        limits=LoginLimits(
+            per_address=config["SCHEDULER_LOGIN_FAILURES_PER_ADDRESS"],
+            per_user=config["SCHEDULER_LOGIN_FAILURES_PER_USER"],
+            storage_uri=config["SCHEDULER_LOGIN_LIMITS_STORAGE"],
         ),
     )
 
@@ -315,8 +333,6 @@ def _check_request() -> None:
 
 
 def init_auth(app: Flask) -> None:
-    """Authenticate every request except health probes, and enforce roles per route; refuse
-    logins past the failed-login limits first."""
-    authenticator = app.extensions[EXTENSION_KEY] = build_authenticator(app.config)
-    init_login_limits(app, known=authenticator.known_addresses, public=PUBLIC_ENDPOINTS)
+    """Authenticate every request except health probes, and enforce roles per route."""
+    app.extensions[EXTENSION_KEY] = build_authenticator(app.config)
     app.before_request(_check_request)

@@ -85,8 +85,9 @@ def main(log_level: str) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # Flask-Limiter logs each refused login at INFO: a flood of guesses would flood the log.
-    logging.getLogger("flask-limiter").setLevel(max(logging.WARNING, logging.root.level))
+    # Waitress warns of every request queued behind busy threads: under a flood (of refused
+    # logins, say) a line per request, thousands a second.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 @main.command()

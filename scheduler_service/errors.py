@@ -142,8 +142,6 @@ def _handle_service_error(error: ServiceError) -> Response:
 
 
 def _handle_http_exception(error: HTTPException) -> Response:
-    if error.response is not None:  # built by who raised it (e.g. a 429 with its Retry-After)
-        return error.response  # type: ignore[return-value]
     code = error.code or 500
     response = error_response(code, error.description or HTTPStatus(code).phrase)
     if code == 405 and error.valid_methods:  # type: ignore[attr-defined]

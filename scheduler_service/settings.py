@@ -85,14 +85,15 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between two passes of the built-in housekeeping job that prunes the history.
     "SCHEDULER_HOUSEKEEPING_INTERVAL": 3600.0,
     # -- limits under hostile input and load (SPEC §9; README "Limits") ------------------------
-    # Failed HTTP Basic logins allowed per client address and per user name, as Flask-Limiter
-    # strings ("10/minute", "10/minute;100/hour"); past them a login is refused with 429 and
-    # Retry-After before its password is checked. Only failed logins count. The per-user limit
-    # does not apply from an address where that user logged in before (see throttle.py).
+    # Failed HTTP Basic logins allowed per client address and per user name, as rate strings
+    # of `limits` / Flask-Limiter ("10/minute", "10/minute;100/hour"); past them a login is
+    # refused with 429 and Retry-After before its password is checked. Only failed logins
+    # count. The per-user limit does not apply from an address where that user logged in
+    # before (see throttle.py).
     "SCHEDULER_LOGIN_FAILURES_PER_ADDRESS": "10/minute",
     "SCHEDULER_LOGIN_FAILURES_PER_USER": "100/hour",
     # Where the failures are counted: memory:// counts in each process (every gunicorn worker
-    # and replica apart); a redis:// or memcached:// URI shares the counts.
+    # and replica apart); a redis:// URI (a `limits` storage with moving windows) shares them.
     "SCHEDULER_LOGIN_LIMITS_STORAGE": "memory://",
     # Password hashes (scrypt: ~100 ms of CPU and 32 MiB each) computed at once; as many checks
     # again may wait up to SCHEDULER_PASSWORD_CHECK_WAIT seconds for a turn, any more get 503.

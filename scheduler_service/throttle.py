@@ -1,17 +1,18 @@
-"""Limits on logging in: failed logins per client address and per user (Flask-Limiter), and
-how many password hashes run at once. No routes; ``auth.init_auth`` wires it.
+"""Limits on logging in: failed logins per client address and per user (``limits``, the
+engine of Flask-Limiter), and how many password hashes run at once. No routes: ``auth.py``
+calls these while it authenticates a request.
 
 A wrong password costs a scrypt run (about 100 ms of CPU and 32 MiB), and anyone who reaches
 the port may send one. So:
 
-- **Failed logins are counted per address and per user name** (``SCHEDULER_LOGIN_FAILURES_*``).
-  A login over either limit is answered 429 with ``Retry-After`` before its password is looked
-  at, so the answer never tells whether a guess was right. Only failed HTTP Basic logins count:
-  a success, a request without credentials, a 429 or a 503 does not.
+- **Failed logins are counted per address and per user name** (``SCHEDULER_LOGIN_FAILURES_*``,
+  moving windows). A login over either limit is answered 429 with ``Retry-After`` before its
+  password is looked at, so the answer never tells whether a guess was right. Only failed HTTP
+  Basic logins count: a success, a request without credentials, a 429 or a 503 does not.
 - **The per-user limit cannot lock a user out of their own machines.** It does not apply from
   an address where that user logged in successfully in the last day (``KnownAddresses``): an
   attacker guessing from elsewhere is refused, the user is not. Whether it applies is decided
-  before the password is looked at. The per-address limit is the tighter one; it applies to
+  before the password is looked at. The per-address limit is the tighter one and applies to
   everyone, so a user who shares an address with an attacker (one NAT) is refused with them.
 - **Bearer tokens are neither counted nor refused:** a token is a 256-bit random secret checked
   with one SHA-256; there is nothing to guess and nothing costly to repeat.
@@ -21,9 +22,13 @@ the port may send one. So:
   threads, whatever the load, and the other threads serve tokens and verified credentials (the
   authenticator's cache), which never wait for a hash.
 
-Counts live in Flask-Limiter's storage (moving windows): ``memory://`` counts in each process,
-so N gunicorn workers or replicas allow N times the limits; a ``redis://`` URI shares them (if
-it becomes unreachable, counting falls back to memory). Several requests checked at the same
+Why ``limits`` and not Flask-Limiter's request hooks, which run on ``limits``: the hooks
+resolve route limits on every request, about 0.4 ms each (three times what a refused login
+costs without them), while these limits concern only the Basic logins that ``auth.py`` reads.
+
+Counts live in a ``limits`` storage: ``memory://`` counts in each process, so N gunicorn
+workers or replicas allow N times the limits; a ``redis://`` URI shares them (while it cannot
+be reached, each process counts in memory and says so in its log). Checks made at the same
 instant may each get past a limit before any of their failures is counted: the overshoot is at
 most the number of checks under way (see above).
 """
@@ -32,22 +37,29 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
+import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from flask import Flask, Response, g, request
-from flask_limiter import ApplicationLimit, Limiter, RequestLimit
-from limits.errors import ConfigurationError
+from flask import request
+from limits import RateLimitItem, parse_many
+from limits.errors import ConfigurationError, StorageError
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
-from .errors import ConfigError, ServiceUnavailable, error_response
+from .errors import ConfigError, ServiceUnavailable, TooManyRequests
 
-EXTENSION_KEY = "scheduler_service.throttle"
+log = logging.getLogger(__name__)
 # A user's address stays known this long after their last successful login, at most this many
 # (user, address) pairs (least recently seen out first).
 KNOWN_ADDRESS_TTL = 24 * 3600.0
 KNOWN_ADDRESS_SIZE = 10_000
+# Seconds to count in memory after the shared storage failed, before trying it again.
+STORAGE_RETRY = 30.0
 
 
 def basic_credentials(value: str) -> tuple[str, str] | None:
@@ -58,15 +70,6 @@ def basic_credentials(value: str) -> tuple[str, str] | None:
     except (ValueError, UnicodeError):  # binascii.Error is a ValueError
         return None
     return name, password
-
-
-def _basic_name() -> str | None:
-    """The user name the current request claims with HTTP Basic, if it is readable."""
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    credentials = basic_credentials(value.strip(" \t"))
-    return credentials[0] if credentials else None
 
 
 def client_address() -> str:
@@ -150,69 +153,65 @@ def acquire_before(lock: threading.Lock, deadline: float) -> None:
         raise _busy()
 
 
-def _refusal(who: str) -> Callable[[RequestLimit], Response]:
-    def refuse(limit: RequestLimit) -> Response:
-        retry = max(1, limit.reset_at - int(time.time()))
-        response = error_response(429, f"too many failed logins {who}; retry in {retry} s")
-        response.headers["Retry-After"] = str(retry)
-        return response
+class LoginLimits:
+    """Count failed logins per client address and per user name; refuse logins past them."""
 
-    return refuse
+    def __init__(self, *, per_address: str, per_user: str, storage_uri: str) -> None:
+        self._per_address = parse_many(per_address)
+        self._per_user = parse_many(per_user)
+        self._memory = MovingWindowRateLimiter(storage_from_string("memory://"))
+        self._shared = self._memory
+        if not storage_uri.startswith("memory:"):
+            try:
+                storage = storage_from_string(storage_uri, wrap_exceptions=True)
+                self._shared = MovingWindowRateLimiter(storage)
+            except (ConfigurationError, NotImplementedError) as exc:
+                raise ConfigError(
+                    f"SCHEDULER_LOGIN_LIMITS_STORAGE: {exc or 'no moving windows in this storage'}"
+                ) from None
+        self._memory_until = 0.0  # monotonic time until which the shared storage is skipped
+        self.known = KnownAddresses()
 
+    def check(self, *, address: str, name: str | None) -> None:
+        """Refuse a login from ``address`` as ``name`` past a limit.
 
-def init_login_limits(app: Flask, *, known: KnownAddresses, public: Collection[str]) -> None:
-    """Refuse HTTP Basic logins past the failed-login limits, before any credentials check:
-    call before the authentication hook is registered. ``known`` tells where a user logged in
-    from; ``public`` endpoints are never limited.
+        :raises TooManyRequests: with Retry-After, naming the limit.
+        """
+        self._refuse_past(self._per_address, ("address", address), "from this address")
+        if name is not None and (name, address) not in self.known:
+            self._refuse_past(self._per_user, ("user", name), "for this user")
 
-    :raises ConfigError: the storage URI is not one Flask-Limiter knows.
-    """
-    config = app.config
+    def failed(self, *, address: str, name: str | None) -> None:
+        """Count a failed login from ``address`` (as ``name``, if one could be read)."""
+        for item in self._per_address:
+            self._call(lambda limiter, item=item: limiter.hit(item, "address", address))
+        for item in self._per_user if name is not None else ():
+            self._call(lambda limiter, item=item: limiter.hit(item, "user", name))
 
-    def exempt_address() -> bool:
-        return request.endpoint in public or _basic_name() is None
+    def succeeded(self, *, address: str, name: str) -> None:
+        """Remember that ``name`` logged in from ``address``."""
+        self.known.add(name, address)
 
-    def exempt_user() -> bool:
-        name = _basic_name()
-        return request.endpoint in public or name is None or (name, client_address()) in known
+    def _refuse_past(self, items: list[RateLimitItem], key: tuple[str, str], who: str) -> None:
+        for item in items:
+            if not self._call(lambda limiter, item=item: limiter.test(item, *key)):
+                reset = self._call(lambda limiter, item=item: limiter.get_window_stats(item, *key))
+                retry = max(1, math.ceil(reset[0] - time.time()))
+                raise TooManyRequests(
+                    f"too many failed logins {who}; retry in {retry} s",
+                    headers={"Retry-After": str(retry)},
+                )
 
-    def login_failed(_response: Response) -> bool:
-        return bool(g.get("login_failed"))
-
-    def user_key() -> str:
-        return _basic_name() or "-"
-
-    limits = [
-        ApplicationLimit(
-            config["SCHEDULER_LOGIN_FAILURES_PER_ADDRESS"],
-            key_function=client_address,
-            scope="login-failures-per-address",
-            exempt_when=exempt_address,
-            deduct_when=login_failed,
-            on_breach=_refusal("from this address"),
-        ),
-        ApplicationLimit(
-            config["SCHEDULER_LOGIN_FAILURES_PER_USER"],
-            key_function=user_key,
-            scope="login-failures-per-user",
-            exempt_when=exempt_user,
-            deduct_when=login_failed,
-            on_breach=_refusal("for this user"),
-        ),
-    ]
-    storage = config["SCHEDULER_LOGIN_LIMITS_STORAGE"]
-    limiter = Limiter(
-        client_address,
-        application_limits=limits,  # type: ignore[arg-type]
-        storage_uri=storage,
-        strategy="moving-window",
-        in_memory_fallback_enabled=not storage.startswith("memory:"),
-        # Every request is limited, an unknown route's too (Flask-Limiter skips a request
-        # without an endpoint): guesses sent to a 404 count as well.
-        request_identifier=lambda: request.endpoint or "-",
-    )
-    try:
-        limiter.init_app(app)
-    except ConfigurationError as exc:
-        raise ConfigError(f"SCHEDULER_LOGIN_LIMITS_STORAGE has value {storage!r}: {exc}") from None
-    app.extensions[EXTENSION_KEY] = limiter
+    def _call(self, operation: Callable[[MovingWindowRateLimiter], Any]) -> Any:
+        if self._shared is not self._memory and time.monotonic() >= self._memory_until:
+            try:
+                return operation(self._shared)
+            except StorageError as exc:
+                log.warning(
+                    "SCHEDULER_LOGIN_LIMITS_STORAGE cannot be reached (%s): counting failed "
+                    "logins in this process for %.0f s",
+                    type(exc.storage_error).__name__,
+                    STORAGE_RETRY,
+                )
+                self._memory_until = time.monotonic() + STORAGE_RETRY
+        return operation(self._memory)
