@@ -60,6 +60,7 @@ KNOWN_ADDRESS_TTL = 24 * 3600.0
 KNOWN_ADDRESS_SIZE = 10_000
 # Seconds to count in memory after the shared storage failed, before trying it again.
 STORAGE_RETRY = 30.0
+_REDIS_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
 
 
 def basic_credentials(value: str) -> tuple[str, str] | None:
@@ -162,8 +163,10 @@ class LoginLimits:
         self._memory = MovingWindowRateLimiter(storage_from_string("memory://"))
         self._shared = self._memory
         if not storage_uri.startswith("memory:"):
+            # A login must not hang on a storage that stopped answering.
+            options = _REDIS_TIMEOUTS if storage_uri.startswith(("redis", "rediss")) else {}
             try:
-                storage = storage_from_string(storage_uri, wrap_exceptions=True)
+                storage = storage_from_string(storage_uri, wrap_exceptions=True, **options)
                 self._shared = MovingWindowRateLimiter(storage)
             except (ConfigurationError, NotImplementedError) as exc:
                 raise ConfigError(

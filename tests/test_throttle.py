@@ -4,6 +4,9 @@ and password checks are bounded in number (503 beyond), in the app."""
 from __future__ import annotations
 
 import hashlib
+import logging
+import secrets
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,7 +17,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 import scheduler_service.auth as auth
-from tests.helpers import ADMIN, OPERATOR, PASSWORDS, assert_error, basic, wait_for
+from scheduler_service.errors import ConfigError
+from tests.helpers import ADMIN, OPERATOR, PASSWORDS, assert_error, basic, service_url, wait_for
 
 TOKEN = "t0ken-for-the-throttle-tests"
 MANY = "10000/minute"  # a limit these tests never reach
@@ -29,11 +33,13 @@ def get(client: FlaskClient, headers: dict, address: str = "127.0.0.1") -> TestR
     return client.get("/scheduler/jobs", headers=headers, environ_base={"REMOTE_ADDR": address})
 
 
-def assert_429(response: TestResponse, who: str) -> int:
+def assert_429(response: TestResponse, who: str, window: int = 60) -> int:
+    """Check a 429 naming ``who``, whose Retry-After is within the limit's ``window``."""
     body = assert_error(response, 429)
     assert who in body["error_message"]
     retry_after = int(response.headers["Retry-After"])
-    assert 1 <= retry_after <= 61
+    assert 1 <= retry_after <= window
+    assert f"retry in {retry_after} s" in body["error_message"]
     return retry_after
 
 
@@ -50,17 +56,16 @@ def hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_failed_logins_from_one_address_are_429_with_retry_after(
-    make_app: Callable[..., Flask], hashes: list[str]
+    client: FlaskClient, hashes: list[str]
 ) -> None:
-    client = make_app(SCHEDULER_LOGIN_FAILURES_PER_ADDRESS="3/minute").test_client()
-    for _ in range(3):
+    for _ in range(10):  # the default: 10 a minute
         assert_error(get(client, basic("admin", "guess"), "10.0.0.1"), 401)
-    assert len(hashes) == 3
+    assert len(hashes) == 10
     assert_429(get(client, basic("admin", "guess"), "10.0.0.1"), "from this address")
     assert_429(get(client, basic("operator", "other"), "10.0.0.1"), "from this address")
     # Refused before its password is looked at: a right one too, so a 429 tells nothing.
     assert_429(get(client, ADMIN, "10.0.0.1"), "from this address")
-    assert len(hashes) == 3
+    assert len(hashes) == 10
     # Other addresses, and tokens from this one, are not refused.
     assert get(client, ADMIN, "10.0.0.2").status_code == 200
     assert get(client, {"Authorization": "Bearer nope"}, "10.0.0.1").status_code == 401
@@ -95,44 +100,35 @@ def test_guesses_on_unknown_routes_count_too(make_app: Callable[..., Flask]) -> 
 # -- per user ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def per_user(make_app: Callable[..., Flask]) -> FlaskClient:
-    app = make_app(
-        SCHEDULER_LOGIN_FAILURES_PER_ADDRESS=MANY, SCHEDULER_LOGIN_FAILURES_PER_USER="3/minute"
-    )
-    return app.test_client()
+def guess_from_many_addresses(client: FlaskClient, user: str, prefix: str, times: int) -> None:
+    """Fail ``times`` logins as ``user``, each from an address of its own."""
+    for n in range(times):
+        address = f"{prefix}.{n // 250}.{n % 250}"
+        assert_error(get(client, basic(user, f"guess-{n}"), address), 401)
 
 
 def test_failed_logins_for_one_user_are_429_from_any_new_address(
-    per_user: FlaskClient, hashes: list[str]
+    client: FlaskClient, hashes: list[str]
 ) -> None:
-    for address in ("10.1.0.1", "10.1.0.2", "10.1.0.3"):  # a guess from each of three
-        assert_error(get(per_user, basic("operator", "guess"), address), 401)
-    assert_429(get(per_user, basic("operator", "guess"), "10.1.0.4"), "for this user")
-    assert_429(get(per_user, OPERATOR, "10.1.0.5"), "for this user")  # right or wrong alike
-    assert len(hashes) == 3
-    assert get(per_user, ADMIN, "10.1.0.4").status_code == 200  # other users are not limited
+    guess_from_many_addresses(client, "operator", "10.1", 100)  # the default: 100 an hour
+    assert_429(get(client, basic("operator", "guess"), "10.2.0.1"), "for this user", 3600)
+    assert_429(get(client, OPERATOR, "10.2.0.2"), "for this user", 3600)  # right or wrong alike
+    assert len(hashes) == 100
+    assert get(client, ADMIN, "10.2.0.1").status_code == 200  # other users are not limited
 
 
 def test_a_user_is_not_locked_out_where_they_logged_in_before(
-    per_user: FlaskClient, hashes: list[str]
+    client: FlaskClient, hashes: list[str]
 ) -> None:
-    assert get(per_user, OPERATOR, "10.2.0.9").status_code == 200  # the operator's machine
-    for address in ("10.2.0.1", "10.2.0.2", "10.2.0.3", "10.2.0.4"):  # the attacker's
-        get(per_user, basic("operator", f"guess-{address}"), address)
-    assert_429(get(per_user, basic("operator", "guess"), "10.2.0.5"), "for this user")
-    # The operator's machine is not refused, even with credentials not in the cache.
-    auth_ext = per_user.application.extensions[auth.EXTENSION_KEY]
-    auth_ext.set_users(
-        {
-            "operator": (
-                auth.generate_password_hash("a-new-operator-pass", method="pbkdf2:sha256:1000"),
-                "operator",
-            )
-        }
+    assert get(client, OPERATOR, "10.3.0.9").status_code == 200  # the operator's machine
+    guess_from_many_addresses(client, "operator", "10.4", 100)  # the attacker's
+    assert_429(get(client, basic("operator", "guess"), "10.5.0.1"), "for this user", 3600)
+    # The operator's machine is not refused, with credentials not in the cache either.
+    new_hash = auth.generate_password_hash("a-new-operator-pass", method="pbkdf2:sha256:1000")
+    client.application.extensions[auth.EXTENSION_KEY].set_users(
+        {"operator": (new_hash, "operator")}
     )
-    fresh = basic("operator", "a-new-operator-pass")
-    assert get(per_user, fresh, "10.2.0.9").status_code == 200
+    assert get(client, basic("operator", "a-new-operator-pass"), "10.3.0.9").status_code == 200
     assert hashes[-1] == "a-new-operator-pass"
 
 
@@ -237,3 +233,55 @@ def test_503_busy_is_not_a_failed_login(
     slow.release.set()
     assert_error(hashing.result(timeout=10), 401)  # the first failure
     assert get(app.test_client(), basic("admin", PASSWORDS["admin"])).status_code == 200
+
+
+# -- settings and storage ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("SCHEDULER_LOGIN_FAILURES_PER_ADDRESS", "ten a minute", "not a rate limit"),
+        ("SCHEDULER_LOGIN_FAILURES_PER_USER", "0/minute", "not a rate limit"),
+        ("SCHEDULER_LOGIN_LIMITS_STORAGE", "nosuch://host", "nosuch"),
+        ("SCHEDULER_PASSWORD_CHECKS", 0, "greater than or equal to 1"),
+        ("SCHEDULER_MAX_BODY_BYTES", 10, "greater than or equal to 1024"),
+        ("SCHEDULER_MAX_JSON_DEPTH", 1, "greater than or equal to 2"),
+    ],
+)
+def test_bad_limit_settings_are_refused_naming_the_key(
+    make_app: Callable[..., Flask], key: str, value: object, problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"{key}.*{problem}"):
+        make_app(**{key: value})
+
+
+def test_a_shared_storage_counts_for_every_process(make_app: Callable[..., Flask]) -> None:
+    url = service_url("TEST_REDIS_URL")
+    address = f"10.77.{secrets.randbelow(250)}.{secrets.randbelow(250)}"  # this test's own keys
+    settings = {
+        "SCHEDULER_LOGIN_FAILURES_PER_ADDRESS": "3/minute",
+        "SCHEDULER_LOGIN_LIMITS_STORAGE": url,
+    }
+    one, two = make_app(**settings).test_client(), make_app(**settings).test_client()
+    for client in (one, two, one):
+        assert_error(get(client, basic("admin", "guess"), address), 401)
+    assert_429(get(two, basic("admin", "guess"), address), "from this address")
+
+
+def test_an_unreachable_storage_falls_back_to_memory(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    client = make_app(
+        SCHEDULER_LOGIN_FAILURES_PER_ADDRESS="2/minute",
+        SCHEDULER_LOGIN_LIMITS_STORAGE=f"redis://127.0.0.1:{port}/0",
+    ).test_client()
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            assert_error(get(client, basic("admin", "guess")), 401)
+        assert_429(get(client, basic("admin", "guess")), "from this address")
+    assert get(client, ADMIN, "10.0.0.8").status_code == 200
+    assert [r for r in caplog.records if "cannot be reached" in r.getMessage()]
