@@ -169,8 +169,11 @@ class LoginLimits:
                 storage = storage_from_string(storage_uri, wrap_exceptions=True, **options)
                 self._shared = MovingWindowRateLimiter(storage)
             except (ConfigurationError, NotImplementedError) as exc:
+                scheme = storage_uri.partition("://")[0]
+                cause = str(exc).replace(storage_uri, f"{scheme}://...")  # it may hold a password
                 raise ConfigError(
-                    f"SCHEDULER_LOGIN_LIMITS_STORAGE: {exc or 'no moving windows in this storage'}"
+                    f"SCHEDULER_LOGIN_LIMITS_STORAGE: cannot count failed logins in {scheme}://: "
+                    f"{cause or 'it has no moving windows'}"
                 ) from None
         self._memory_until = 0.0  # monotonic time until which the shared storage is skipped
         self.known = KnownAddresses()

@@ -243,7 +243,7 @@ def test_503_busy_is_not_a_failed_login(
     [
         ("SCHEDULER_LOGIN_FAILURES_PER_ADDRESS", "ten a minute", "not a rate limit"),
         ("SCHEDULER_LOGIN_FAILURES_PER_USER", "0/minute", "not a rate limit"),
-        ("SCHEDULER_LOGIN_LIMITS_STORAGE", "nosuch://host", "nosuch"),
+        ("SCHEDULER_LOGIN_LIMITS_STORAGE", "nosuch://user:s3cret@host", "nosuch://"),
         ("SCHEDULER_PASSWORD_CHECKS", 0, "greater than or equal to 1"),
         ("SCHEDULER_MAX_BODY_BYTES", 10, "greater than or equal to 1024"),
         ("SCHEDULER_MAX_JSON_DEPTH", 1, "greater than or equal to 2"),
@@ -252,8 +252,9 @@ def test_503_busy_is_not_a_failed_login(
 def test_bad_limit_settings_are_refused_naming_the_key(
     make_app: Callable[..., Flask], key: str, value: object, problem: str
 ) -> None:
-    with pytest.raises(ConfigError, match=rf"{key}.*{problem}"):
+    with pytest.raises(ConfigError, match=rf"{key}.*{problem}") as info:
         make_app(**{key: value})
+    assert "s3cret" not in str(info.value)
 
 
 def test_a_shared_storage_counts_for_every_process(make_app: Callable[..., Flask]) -> None:
