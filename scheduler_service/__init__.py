@@ -133,12 +133,12 @@ def create_app(
     """
     from . import docs, events, health
     from .api import jobs, runs, scheduler
-    from .api.request import refuse_non_json_body
     from .auth import init_auth
     from .blog import v1 as blog_v1
     from .devadmin import ensure_dev_admin
     from .errors import register_error_handlers
     from .events import init_events
+    from .guards import init_guards
     from .metrics import init_metrics
     from .scheduler.ext import init_scheduler, start_scheduler
     from .settings import load_settings
@@ -150,8 +150,10 @@ def create_app(
     if generated:
         print(generated, file=sys.stderr)  # shown once, never logged
     register_error_handlers(app)
+    # Request hooks run in this order: the cheap refusals (body size, cross-site) first, then
+    # the credentials (within the failed-login limits).
+    init_guards(app)
     init_auth(app)
-    app.before_request(refuse_non_json_body)
     extension = init_scheduler(app)
     init_metrics(app, extension)
     init_events(app, extension)

@@ -3,7 +3,8 @@
 Passwords are kept as werkzeug hashes (scrypt by default). Checking one costs tens of
 milliseconds, so a successful check is cached under an HMAC of the credentials with a key that
 lives only in this process: the cache holds no password, a wrong password never hits it, and
-changing the users (``Authenticator.set_users``) empties it.
+changing the users (``Authenticator.set_users``) empties it. What limits failed logins and the
+hashes under way is in ``throttle.py``.
 """
 
 from __future__ import annotations
@@ -21,10 +22,16 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, request
-from werkzeug.datastructures import Authorization
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .errors import ConfigError, Forbidden, Unauthorized
+from .throttle import (
+    LoginLimits,
+    PasswordChecks,
+    acquire_before,
+    basic_credentials,
+    client_address,
+)
 
 ROLES = ("viewer", "operator", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -56,7 +63,9 @@ class Authenticator:
     A successful password check is cached (bounded, least recently used first out) under an
     HMAC of the credentials; ``set_users`` forgets every entry, and a check that overlapped
     the change is not cached. Concurrent checks of the same credentials run the password hash
-    once: the others wait for it, then read the cache.
+    once: the others wait for it, then read the cache. Checks that miss the cache are bounded
+    by ``checks`` (they wait for a turn a bounded time, then fail with 503); HTTP Basic logins
+    past ``limits`` are refused before any check (429).
     """
 
     def __init__(
@@ -66,6 +75,8 @@ class Authenticator:
         tokens: dict[str, Principal],
         cache_ttl: float,
         cache_size: int,
+        checks: PasswordChecks,
+        limits: LoginLimits,
     ) -> None:
         self._users = dict(users)  # name -> (password hash, role)
         self._tokens = tokens  # sha256 hex of the token -> principal
@@ -75,6 +86,8 @@ class Authenticator:
         self._cache: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()  # expiry
         self._checking: dict[bytes, list[Any]] = {}  # digest -> [lock, threads using it]
         self._lock = threading.Lock()
+        self._checks = checks
+        self._limits = limits
 
     @functools.cached_property
     def _dummy_hash(self) -> str:
@@ -89,14 +102,19 @@ class Authenticator:
 
     def check_basic(self, credentials: str) -> Principal | None:
         """Return the principal for HTTP Basic credentials (base64 of "name:password"), or
-        None; a cache hit decodes nothing and hashes nothing but an HMAC."""
+        None; a cache hit decodes nothing and hashes nothing but an HMAC.
+
+        :raises ServiceUnavailable: too many checks under way to wait for a turn.
+        """
+        if not credentials.isascii():  # raw bytes in the header: base64 is ASCII
+            return None
         digest = hmac.new(self._key, credentials.encode(), hashlib.sha256).digest()
         principal = self._cached(digest)
         if principal is not None:
             return principal
-        with self._one_check_at_a_time(digest):
+        with self._checks.admitted() as deadline, self._one_check_at_a_time(digest, deadline):
             # Another thread may have verified the same credentials while this one waited.
-            return self._cached(digest) or self._verify(credentials, digest)
+            return self._cached(digest) or self._verify(credentials, digest, deadline)
 
     def _cached(self, digest: bytes) -> Principal | None:
         with self._lock:
@@ -109,17 +127,16 @@ class Authenticator:
             self._cache.move_to_end(digest)
             return hit[1]
 
-    def _verify(self, credentials: str, digest: bytes) -> Principal | None:
-        auth = Authorization.from_header(f"Basic {credentials}")
-        if auth is None:  # not base64 of UTF-8
+    def _verify(self, credentials: str, digest: bytes, deadline: float) -> Principal | None:
+        parsed = basic_credentials(credentials)
+        if parsed is None:  # not base64 of UTF-8
             return None
-        name, password = auth.username or "", auth.password or ""
+        name, password = parsed
         user = self._users.get(name)
-        if user is None:
-            check_password_hash(self._dummy_hash, password)  # same cost as a known user
-            return None
-        password_hash, role = user
-        if not check_password_hash(password_hash, password):
+        password_hash, role = user or (self._dummy_hash, "")  # an unknown user costs the same
+        with self._checks.hashing(deadline):
+            ok = check_password_hash(password_hash, password)
+        if user is None or not ok:
             return None  # never cached: a wrong password is checked every time
         principal = Principal(name=name, role=role, via="basic")
         if self._ttl > 0:
@@ -131,14 +148,21 @@ class Authenticator:
         return principal
 
     @contextlib.contextmanager
-    def _one_check_at_a_time(self, digest: bytes) -> Iterator[None]:
-        """Hold a lock of these credentials; it lives only while some thread uses it."""
+    def _one_check_at_a_time(self, digest: bytes, deadline: float) -> Iterator[None]:
+        """Hold a lock of these credentials, waiting until ``deadline`` at most; it lives only
+        while some thread uses it.
+
+        :raises ServiceUnavailable: another check of them did not end in time.
+        """
         with self._lock:
             entry = self._checking.setdefault(digest, [threading.Lock(), 0])
             entry[1] += 1
         try:
-            with entry[0]:
+            acquire_before(entry[0], deadline)
+            try:
                 yield
+            finally:
+                entry[0].release()
         finally:
             with self._lock:
                 entry[1] -= 1
@@ -147,6 +171,8 @@ class Authenticator:
 
     def check_token(self, token: str) -> Principal | None:
         """Return the principal for a bearer token, or None."""
+        if not token.isascii():  # tokens are URL-safe base64
+            return None
         digest = hashlib.sha256(token.encode()).hexdigest()
         for known, principal in self._tokens.items():
             if hmac.compare_digest(known, digest):
@@ -157,6 +183,8 @@ class Authenticator:
         """Authenticate the current request.
 
         :raises Unauthorized: no or wrong credentials.
+        :raises TooManyRequests: an HTTP Basic login past the failed-login limits.
+        :raises ServiceUnavailable: too many password checks under way.
         """
         header = request.headers.get("Authorization", "")
         scheme, _, credentials = header.partition(" ")
@@ -164,11 +192,24 @@ class Authenticator:
         if scheme == "bearer":
             principal = self.check_token(credentials.strip())
         elif scheme == "basic":
-            principal = self.check_basic(credentials.strip(" \t"))
+            principal = self._login(credentials.strip(" \t"))
         else:
             principal = None
         if principal is None:
             raise Unauthorized("authentication required" if not header else "wrong credentials")
+        return principal
+
+    def _login(self, credentials: str) -> Principal | None:
+        """Check HTTP Basic credentials within the failed-login limits (see throttle.py)."""
+        address = client_address()
+        parsed = basic_credentials(credentials)
+        name = parsed[0] if parsed else None
+        self._limits.check(address=address, name=name)
+        principal = self.check_basic(credentials)
+        if principal is None:
+            self._limits.failed(address=address, name=name)
+        else:
+            self._limits.succeeded(address=address, name=principal.name)
         return principal
 
 
@@ -198,7 +239,8 @@ def _admin_hash(config: dict[str, Any]) -> str | None:
 def build_authenticator(config: dict[str, Any]) -> Authenticator:
     """Build the authenticator from settings; drop the plain-text admin password.
 
-    :raises ConfigError: a user or token entry is malformed, or no user can log in.
+    :raises ConfigError: a user or token entry is malformed, no user can log in, or the
+        failed-login storage is not one ``limits`` knows.
     """
     users: dict[str, tuple[str, str]] = {}
     admin_hash = _admin_hash(config)
@@ -239,6 +281,14 @@ def build_authenticator(config: dict[str, Any]) -> Authenticator:
         tokens=tokens,
         cache_ttl=config["SCHEDULER_AUTH_CACHE_TTL"],
         cache_size=config["SCHEDULER_AUTH_CACHE_SIZE"],
+        checks=PasswordChecks(
+            size=config["SCHEDULER_PASSWORD_CHECKS"], wait=config["SCHEDULER_PASSWORD_CHECK_WAIT"]
+        ),
+        limits=LoginLimits(
+            per_address=config["SCHEDULER_LOGIN_FAILURES_PER_ADDRESS"],
+            per_user=config["SCHEDULER_LOGIN_FAILURES_PER_USER"],
+            storage_uri=config["SCHEDULER_LOGIN_LIMITS_STORAGE"],
+        ),
     )
 
 

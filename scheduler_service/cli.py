@@ -87,6 +87,9 @@ def main(log_level: str) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Waitress warns of every request queued behind busy threads: under a flood (of refused
+    # logins, say) a line per request, thousands a second.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 @main.command()
@@ -97,20 +100,18 @@ def main(log_level: str) -> None:
     default=8,
     show_default=True,
     type=click.IntRange(1, 256),
-    help="Request threads of the waitress server.",
+    help="Request threads of the waitress server (keep it above twice "
+    "SCHEDULER_PASSWORD_CHECKS: password checks hold at most that many).",
 )
 def run(host: str, port: int, threads: int) -> None:
     """Serve the API with waitress (one process) and fire jobs; SIGTERM or Ctrl-C stops."""
-    from waitress import create_server
-
     _one_malloc_arena()
     from .scheduler.ext import start_scheduler
+    from .server import create_server
 
     app = _app_or_exit(start=False)
     try:  # bind first: a busy port must not leave a scheduler firing in a dying process
-        server = create_server(
-            app, host=host, port=port, threads=threads, ident="scheduler-service"
-        )
+        server = create_server(app, host=host, port=port, threads=threads)
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     if app.config["SCHEDULER_AUTOSTART"]:

@@ -7,13 +7,15 @@ Exception tree::
     ├── BadRequest                  400  malformed request (bad JSON, bad query parameter)
     │   └── ValidationFailed        400  body fails the schema; ``errors`` maps field -> problem
     ├── Unauthorized                401  missing or wrong credentials
-    ├── Forbidden                   403  authenticated, but the role is too low
+    ├── Forbidden                   403  the role is too low, or a cross-site browser request
     ├── NotFound (LookupError)      404  unknown job (or other resource)
     ├── Conflict                    409  id already taken, or the state forbids the operation
-    ├── UnsupportedMediaType        415  body that is not JSON (blocks cross-site form posts)
+    ├── PayloadTooLarge             413  a body over SCHEDULER_MAX_BODY_BYTES
     ├── Unprocessable               422  well-formed but impossible (date in the past, end < start)
-    ├── TooManyRequests             429  a per-client limit is reached; may say when to retry
-    └── ServiceUnavailable          503  a job store or database cannot be reached
+    ├── TooManyRequests             429  a per-client limit: failed logins, streams per user
+                                         (with Retry-After)
+    └── ServiceUnavailable          503  a job store or database cannot be reached, or too many
+                                         password checks at once (with Retry-After)
 
 Every answer that is not 2xx has the body of SPEC §3::
 
@@ -38,10 +40,17 @@ class ServiceError(Exception):
 
     code: int = 500
 
-    def __init__(self, message: str, *, errors: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.errors = errors
+        self.headers = headers or {}  # sent with the answer, e.g. Retry-After
 
 
 class ConfigError(ServiceError, ValueError):
@@ -72,8 +81,8 @@ class Conflict(ServiceError):
     code = 409
 
 
-class UnsupportedMediaType(ServiceError):
-    code = 415
+class PayloadTooLarge(ServiceError):
+    code = 413
 
 
 class Unprocessable(ServiceError):
@@ -82,10 +91,6 @@ class Unprocessable(ServiceError):
 
 class TooManyRequests(ServiceError):
     code = 429
-
-    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class ServiceUnavailable(ServiceError):
@@ -129,12 +134,11 @@ def error_response(code: int, message: str, *, errors: dict[str, Any] | None = N
 
 def _handle_service_error(error: ServiceError) -> Response:
     response = error_response(error.code, error.message, errors=error.errors)
+    response.headers.update(error.headers)
     if isinstance(error, Unauthorized):
         from .auth import www_authenticate_header  # auth imports errors, not the reverse at load
 
         response.headers["WWW-Authenticate"] = www_authenticate_header()
-    if isinstance(error, TooManyRequests) and error.retry_after is not None:
-        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

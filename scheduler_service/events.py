@@ -173,7 +173,7 @@ class StreamSlots:
                 raise TooManyRequests(
                     f"{user!r} has {self.per_user} event stream(s) open already, the most a "
                     "user may; close one first",
-                    retry_after=RETRY_MS // 1000,
+                    headers={"Retry-After": str(RETRY_MS // 1000)},
                 )
             if sum(self._open.values()) >= self.total:
                 raise ServiceUnavailable(

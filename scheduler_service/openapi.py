@@ -1,9 +1,10 @@
 """The OpenAPI 3.0 document of the service, built from the app's URL map and the pydantic
 models that validate requests; each view adds what only it knows with ``@describe(...)``.
 
-Statuses are derived where the service decides them once for all: 401 and 403 from auth and
-the view's role, 415 for a method with a body, 400 for a body or query schema, 404 for path
-parameters; a view names the others (409, 422, 503).
+Statuses are derived where the service decides them once for all: 401, 429 (failed logins)
+and 503 (password checks busy) from auth, 403 from the view's role and, for a method that
+changes state, the cross-site guard, 413 for a method with a body, 400 for a body or query
+schema, 404 for path parameters; a view names the others (409, 422, 503).
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ REF = "#/components/schemas/{model}"
 _AUTOMATIC_METHODS = frozenset({"HEAD", "OPTIONS"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+# Statuses that tell when to try again; what they mean here.
+_RETRY_AFTER = {
+    429: "Too Many Requests: too many failed logins from this address or for this user",
+    503: "Service Unavailable: a store or database is unreachable, or too many password "
+    "checks are under way (then with Retry-After)",
+}
 
 
 @dataclass(frozen=True)
@@ -163,10 +170,20 @@ def _query_parameters(model: type[BaseModel], components: _Components) -> list[d
 
 
 def _error(status: int) -> dict[str, Any]:
-    return {
+    answer: dict[str, Any] = {
         "description": HTTPStatus(status).phrase,
         "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}},
     }
+    if status in _RETRY_AFTER:
+        answer["description"] = _RETRY_AFTER[status]
+        answer["headers"] = {
+            "Retry-After": {
+                "description": "seconds to wait before trying again",
+                "required": status == 429,
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        }
+    return answer
 
 
 def _success(op: Operation, components: _Components) -> dict[str, Any]:
@@ -206,9 +223,9 @@ def _responses(
     if op.body is not None or op.query is not None:
         statuses.add(400)
     if method in _BODY_METHODS:
-        statuses.add(415)
+        statuses.update((403, 413))  # a cross-site browser request; a body over the limit
     if role is not None:  # None: no authentication
-        statuses.add(401)
+        statuses.update((401, 429, 503))
         if role != ROLES[0]:
             statuses.add(403)
     responses: dict[str, Any] = {str(op.status): _success(op, components)}

@@ -104,6 +104,32 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULER_RUNS_MAX_PER_JOB": 1000,
     # Seconds between two passes of the built-in housekeeping job that prunes the history.
     "SCHEDULER_HOUSEKEEPING_INTERVAL": 3600.0,
+    # -- limits under hostile input and load (SPEC §9; README "Limits") ------------------------
+    # Failed HTTP Basic logins allowed per client address and per user name, as rate strings
+    # of `limits` / Flask-Limiter ("10/minute", "10/minute;100/hour"); past them a login is
+    # refused with 429 and Retry-After before its password is checked. Only failed logins
+    # count. The per-user limit does not apply from an address where that user logged in
+    # before (see throttle.py).
+    "SCHEDULER_LOGIN_FAILURES_PER_ADDRESS": "10/minute",
+    "SCHEDULER_LOGIN_FAILURES_PER_USER": "100/hour",
+    # Where the failures are counted: memory:// counts in each process (every gunicorn worker
+    # and replica apart); a redis:// URI (a `limits` storage with moving windows) shares them.
+    "SCHEDULER_LOGIN_LIMITS_STORAGE": "memory://",
+    # Password hashes (scrypt: ~100 ms of CPU and 32 MiB each) computed at once; as many checks
+    # again may wait up to SCHEDULER_PASSWORD_CHECK_WAIT seconds for a turn, any more get 503.
+    "SCHEDULER_PASSWORD_CHECKS": 2,
+    "SCHEDULER_PASSWORD_CHECK_WAIT": 1.0,
+    # Largest request body in bytes (413 above it, refused before it is read).
+    "SCHEDULER_MAX_BODY_BYTES": 1024 * 1024,
+    # Deepest nesting of arrays and objects a JSON body may have (400 deeper).
+    "SCHEDULER_MAX_JSON_DEPTH": 32,
+    # The waitress server of `scheduler-service run`: open connections at most (more wait in
+    # the listen backlog), seconds a connection may stay idle or send a request that never
+    # completes, seconds between two sweeps for such connections, largest request head.
+    "SCHEDULER_SERVER_CONNECTION_LIMIT": 1000,
+    "SCHEDULER_SERVER_CHANNEL_TIMEOUT": 30.0,
+    "SCHEDULER_SERVER_CLEANUP_INTERVAL": 10.0,
+    "SCHEDULER_SERVER_MAX_HEADER_BYTES": 32 * 1024,
     # -- the service -------------------------------------------------------------------------
     # The service's own SQL database (run history, users, companion blueprint). None means
     # a SQLite file in the instance folder.
@@ -173,6 +199,17 @@ class _Typed(BaseModel):
     SCHEDULER_RUNS_MAX_AGE_DAYS: float = Field(ge=0)
     SCHEDULER_RUNS_MAX_PER_JOB: int = Field(ge=0)
     SCHEDULER_HOUSEKEEPING_INTERVAL: float = Field(gt=0)
+    SCHEDULER_LOGIN_FAILURES_PER_ADDRESS: str
+    SCHEDULER_LOGIN_FAILURES_PER_USER: str
+    SCHEDULER_LOGIN_LIMITS_STORAGE: str = Field(min_length=1)
+    SCHEDULER_PASSWORD_CHECKS: int = Field(ge=1, le=64)
+    SCHEDULER_PASSWORD_CHECK_WAIT: float = Field(ge=0, le=60)
+    SCHEDULER_MAX_BODY_BYTES: int = Field(ge=1024)
+    SCHEDULER_MAX_JSON_DEPTH: int = Field(ge=2, le=500)
+    SCHEDULER_SERVER_CONNECTION_LIMIT: int = Field(ge=10)
+    SCHEDULER_SERVER_CHANNEL_TIMEOUT: float = Field(gt=0)
+    SCHEDULER_SERVER_CLEANUP_INTERVAL: float = Field(gt=0)
+    SCHEDULER_SERVER_MAX_HEADER_BYTES: int = Field(ge=1024)
     SCHEDULER_DATABASE_URL: str | None
     SCHEDULER_DATABASE_MIGRATE: bool
     SCHEDULER_INSTANCE_PATH: str
@@ -227,6 +264,19 @@ class _Typed(BaseModel):
                 raise ValueError(
                     f"{pattern!r} is not an environment variable name, or a prefix ending in *"
                 )
+        return value
+
+    @field_validator("SCHEDULER_LOGIN_FAILURES_PER_ADDRESS", "SCHEDULER_LOGIN_FAILURES_PER_USER")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            items = parse_many(value)
+        except ValueError:
+            items = []
+        if not items or any(item.amount < 1 for item in items):
+            raise ValueError("not a rate limit: write e.g. '10/minute' or '10/minute;100/hour'")
         return value
 
     @field_validator("SCHEDULER_TIMEZONE")

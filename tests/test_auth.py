@@ -179,7 +179,12 @@ def test_password_changed_during_its_check_is_not_cached(app: Flask, monkeypatch
     assert client.get("/scheduler/jobs", headers=ADMIN).status_code == 401
 
 
-def test_concurrent_checks_of_new_credentials_hash_once(app: Flask, monkeypatch) -> None:
+def test_concurrent_checks_of_new_credentials_hash_once(
+    make_app: Callable[..., Flask], monkeypatch
+) -> None:
+    # Four checks at once fit the default bound (two hashing, two waiting); the waits are long
+    # enough for a loaded machine.
+    app = make_app(SCHEDULER_PASSWORD_CHECKS=2, SCHEDULER_PASSWORD_CHECK_WAIT=30)
     authenticator = app.extensions[auth.EXTENSION_KEY]
     credentials = ADMIN["Authorization"].split(" ", 1)[1]
     release = threading.Event()

@@ -480,13 +480,15 @@ def test_malformed_bodies_are_400(api: FlaskClient, path: str) -> None:
 
 
 @pytest.mark.parametrize("path", RESOURCES)
-def test_form_and_text_bodies_are_415(api: FlaskClient, path: str) -> None:
+def test_cross_site_bodies_are_403_and_others_read_as_json(api: FlaskClient, path: str) -> None:
     item = make_item(api, path)
     before = everything(api)
-    assert_error(api.post(f"{V1}/{path}", data={"name": "x"}, headers=ADMIN), 415)
-    text = {**ADMIN, "Content-Type": "text/plain"}
-    assert_error(api.put(f"{V1}/{path}/{item['id']}", data='{"name": "x"}', headers=text), 415)
-    assert_error(api.patch(f"{V1}/{path}/{item['id']}", data="{}", headers=text), 415)
+    form = api.post(f"{V1}/{path}", data={"name": "x"}, headers=ADMIN)
+    assert_error(form, 400)  # read as JSON, whatever the Content-Type: name=x is not JSON
+    text = {**ADMIN, "Content-Type": "text/plain", "Sec-Fetch-Site": "cross-site"}
+    assert_error(api.put(f"{V1}/{path}/{item['id']}", data='{"name": "x"}', headers=text), 403)
+    foreign = {**ADMIN, "Origin": "https://elsewhere.example"}
+    assert_error(api.patch(f"{V1}/{path}/{item['id']}", data="{}", headers=foreign), 403)
     assert everything(api) == before
 
 

@@ -160,7 +160,11 @@ def test_errors_and_security_are_documented(client: FlaskClient) -> None:
         assert doc["paths"][probe]["get"]["security"] == []
         assert "401" not in doc["paths"][probe]["get"]["responses"]
     add = doc["paths"]["/scheduler/jobs"]["post"]
-    assert {"400", "401", "403", "409", "415", "422", "503"} <= set(add["responses"])
+    assert {"400", "401", "403", "409", "413", "422", "429", "503"} <= set(add["responses"])
+    assert "415" not in add["responses"]  # a body is read as JSON whatever its Content-Type
+    assert add["responses"]["429"]["headers"]["Retry-After"]["required"] is True
+    listing = doc["paths"]["/scheduler/jobs"]["get"]["responses"]
+    assert {"401", "429", "503"} <= set(listing) and "413" not in listing
     assert "`admin` role" in add["description"]
     error = add["responses"]["422"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/ErrorBody"}
