@@ -282,6 +282,8 @@ def init_scheduler(app: Flask) -> ServiceScheduler:
         jobstores=tuple(stores),
         executors=tuple(executors),
         timezone=ZoneInfo(config["SCHEDULER_TIMEZONE"]),
+        # APScheduler's own default when the job defaults leave it out is 1 s
+        misfire_grace_time=config["SCHEDULER_JOB_DEFAULTS"].get("misfire_grace_time", 1),
     )
     extension.service = JobService(extension.scheduler, context, lifecycle=lifecycle)
     extension.declared = load_declared_jobs(config, context)
