@@ -8,11 +8,14 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 from flask.testing import FlaskClient
 
+from scheduler_service.firing.loop import LEDGER_LIMIT, due_run_times
 from scheduler_service.scheduler.horizon import HORIZON_YEARS
 from scheduler_service.scheduler.limits import ID_RULE, MAX_ARGS_BYTES, MAX_ARGS_DEPTH
 from tests.helpers import ADMIN, OPERATOR, SEED, assert_error, wait_for
@@ -189,27 +192,22 @@ def test_a_next_run_time_further_back_than_the_grace_is_422_on_patch(client: Fla
         assert get(client, "h") == before
 
 
-def test_a_next_run_time_within_the_grace_means_now(client: FlaskClient) -> None:
-    start = datetime.now(UTC)
-    created = add(client, {**HOURLY, "next_run_time": ago(30)})
-    assert start <= when(created) <= datetime.now(UTC)
-    start = datetime.now(UTC)
-    patch = {"next_run_time": ago(50)}
-    patched = client.patch("/scheduler/jobs/h", json=patch, headers=ADMIN).get_json()
-    assert start <= when(patched) <= datetime.now(UTC)
-    ahead = (start + timedelta(hours=3)).replace(microsecond=0)
-    later = client.patch(
-        "/scheduler/jobs/h", json={"next_run_time": ahead.isoformat()}, headers=ADMIN
-    )
-    assert when(later.get_json()) == ahead  # a time ahead is kept as given
+def test_a_next_run_time_within_the_grace_is_kept_as_given(client: FlaskClient) -> None:
+    """As in Flask-APScheduler: the job fires at once (a slow client's "now" still runs)."""
+    given = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    created = add(client, {**HOURLY, "next_run_time": given.isoformat()})
+    assert when(created) == given
+    given -= timedelta(seconds=20)
+    patch = {"next_run_time": given.isoformat()}
+    patched = client.patch("/scheduler/jobs/h", json=patch, headers=ADMIN)
+    assert when(patched.get_json()) == given
+    assert when(get(client, "h")) == given
 
 
-def test_without_a_grace_limit_any_past_next_run_time_means_now(client: FlaskClient) -> None:
-    start = datetime.now(UTC)
+def test_without_a_grace_limit_any_past_next_run_time_is_accepted(client: FlaskClient) -> None:
     body = {**HOURLY, "misfire_grace_time": None, "next_run_time": "0001-01-01T00:00:00"}
-    job = add(client, body)
-    assert job["misfire_grace_time"] is None
-    assert start <= when(job) <= datetime.now(UTC)
+    job = add(client, body)  # the firing loop walks its due instants with bounded work
+    assert (job["misfire_grace_time"], when(job)) == (None, datetime(1, 1, 1, tzinfo=UTC))
 
 
 # -- cron triggers ------------------------------------------------------------------------------
@@ -331,3 +329,20 @@ def test_args_up_to_the_bounds_are_kept(client: FlaskClient) -> None:
     assert deepest["args"] == [nested(MAX_ARGS_DEPTH - 1)]
     biggest = "x" * (MAX_ARGS_BYTES - len('[""]'))
     assert add(client, {**SEED, "id": "big", "args": [biggest]})["args"] == [biggest]
+
+
+# -- the firing loop's walk of due instants -----------------------------------------------------
+
+
+def test_the_walk_of_due_instants_survives_a_jump_to_before_the_year_1() -> None:
+    """Past LEDGER_LIMIT instants the walk jumps to LEDGER_LIMIT spacings before now; for a
+    job due since the year 1 at just over a hundredth of the time since, that is before the
+    year 1: OverflowError, out of the scheduler's thread, which then never fired again."""
+    now = datetime.now(UTC)
+    start = datetime(1, 1, 1, tzinfo=UTC)
+    spacing = timedelta(seconds=int(((now - start) / (LEDGER_LIMIT - 0.5)).total_seconds()))
+    trigger = IntervalTrigger(seconds=int(spacing.total_seconds()), start_date=start, timezone=UTC)
+    job = SimpleNamespace(id="ancient", trigger=trigger, next_run_time=start)
+    run_times, next_run = due_run_times(job, now)
+    assert run_times == [start + n * spacing for n in range(LEDGER_LIMIT)]
+    assert next_run == start + LEDGER_LIMIT * spacing > now
