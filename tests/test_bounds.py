@@ -346,3 +346,40 @@ def test_the_walk_of_due_instants_survives_a_jump_to_before_the_year_1() -> None
     run_times, next_run = due_run_times(job, now)
     assert run_times == [start + n * spacing for n in range(LEDGER_LIMIT)]
     assert next_run == start + LEDGER_LIMIT * spacing > now
+
+
+# -- migration 0005 on MariaDB ------------------------------------------------------------------
+
+
+def test_migration_0005_makes_the_run_history_exact_on_mariadb(
+    make_app: Callable[..., Flask],
+) -> None:
+    import flask_migrate
+    from sqlalchemy import text
+
+    from scheduler_service.extensions import db
+    from tests.blog_fixtures import dispose, fresh_database
+
+    def collation() -> str:
+        with app.app_context(), db.engine.connect() as conn:
+            query = (
+                "SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA ="
+                " DATABASE() AND TABLE_NAME = 'scheduler_runs' AND COLUMN_NAME = 'job_id'"
+            )
+            return conn.execute(text(query)).scalar()
+
+    with fresh_database("TEST_MYSQL_URL") as url:
+        app = make_app(SCHEDULER_DATABASE_URL=url, SCHEDULER_DATABASE_MIGRATE=False)
+        try:
+            with app.app_context():
+                flask_migrate.upgrade(revision="0004_lifecycle")
+            default = collation()  # the server's: utf8mb4_general_ci, ignoring case
+            assert default != "utf8mb4_nopad_bin"
+            with app.app_context():
+                flask_migrate.upgrade(revision="0005_exact_job_ids")
+            assert collation() == "utf8mb4_nopad_bin"
+            with app.app_context():
+                flask_migrate.downgrade(revision="0004_lifecycle")
+            assert collation() == default
+        finally:
+            dispose(app)
