@@ -73,6 +73,9 @@ def _horizon(trigger: CronTrigger, now: datetime) -> datetime | None:
     and the next HORIZON_YEARS) that the year field allows from the search's start; None: the
     year 9999 comes first."""
     year, last = search_start(trigger, now).astimezone(trigger.timezone).year, None
+    if _year_field(trigger).is_default:  # every year: no need to ask the field
+        last = year + HORIZON_YEARS
+        return None if last >= MAXYEAR else datetime(last + 1, 1, 1, tzinfo=trigger.timezone)
     for _ in range(HORIZON_YEARS + 1):
         allowed = _year_field(trigger).get_next_value(datetime(year, 1, 1))
         if allowed is None:
