@@ -290,6 +290,24 @@ def test_ids_outside_the_alphabet_are_refused_alike(client: FlaskClient) -> None
     assert listing(client) == ([], 0)
 
 
+@pytest.mark.parametrize(
+    ("route", "method"),
+    [("", "get"), ("", "delete"), ("", "patch"), ("/pause", "post"), ("/resume", "post")],
+)
+def test_lookups_of_ids_no_store_can_hold_are_404_alike(
+    client: FlaskClient, route: str, method: str
+) -> None:
+    """ZooKeeper answered 500 to a DELETE of "." or "..", PostgreSQL to any lookup of a NUL
+    (real RethinkDB to a key over 127 bytes): a job with such an id cannot exist."""
+    add(client, SEED)
+    kwargs = {"json": {"args": ["x"]}} if method == "patch" else {}
+    for raw, job_id in ((".", "."), ("..", ".."), ("%00", "\x00"), ("%F0%9F%98%80", "\U0001f600")):
+        response = getattr(client, method)(f"/scheduler/jobs/{raw}{route}", headers=ADMIN, **kwargs)
+        body = response.get_json()
+        assert (response.status_code, body["error_message"]) == (404, f"Job {job_id} not found")
+    assert [job["id"] for job in listing(client)[0]] == ["job2"]
+
+
 def test_args_past_the_bound_are_refused_alike_and_the_largest_are_kept(
     client: FlaskClient,
 ) -> None:

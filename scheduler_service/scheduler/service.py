@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..errors import BadRequest, Conflict, NotFound, ServiceError, ServiceUnavailable
 from ..runs.recorder import HistoryUnavailable
 from ..runs.service import count_open_runs
+from .backends import may_hold
 from .horizon import first_fire_time
 from .paging import pager
 from .policy import policy_of, with_policy
@@ -184,10 +185,20 @@ class JobService:
         """
         self._require_running()
         with store_errors():
-            job = self.scheduler.get_job(job_id)
-        if job is None or job._jobstore_alias not in self.context.jobstores:
-            raise NotFound(f"Job {job_id} not found")
-        return job
+            for alias in self._stores_that_may_hold(job_id):
+                job = self.scheduler.get_job(job_id, alias)
+                if job is not None:
+                    return job
+        raise NotFound(f"Job {job_id} not found")
+
+    def _stores_that_may_hold(self, job_id: str) -> list[str]:
+        """The aliases of the stores where a job could have this id (one that a store cannot
+        hold makes some drivers raise, where it is simply not there)."""
+        return [
+            alias
+            for alias in self.context.jobstores
+            if may_hold(self.scheduler._lookup_jobstore(alias), job_id)
+        ]
 
     def add_job(self, data: Any) -> Job:
         """Validate and add a job; replace an existing one only when asked to.
@@ -285,7 +296,7 @@ class JobService:
         """
         self._require_running()
         with store_errors():
-            for alias in self.context.jobstores:
+            for alias in self._stores_that_may_hold(job_id):
                 try:
                     self.scheduler.remove_job(job_id, alias)
                     return
