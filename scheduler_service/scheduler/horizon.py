@@ -46,7 +46,9 @@ def first_fire_time(trigger: BaseTrigger, now: datetime) -> datetime | None:
     if not isinstance(inner, CronTrigger):
         return trigger.get_next_fire_time(None, now)
     horizon = _horizon(inner, now)
-    probe = copy.copy(inner)  # CronTrigger keeps no search state: a copy with another end
+    # CronTrigger keeps no search state, and its search gives up once past end_date (read
+    # from APScheduler 3.11's get_next_fire_time): a copy with an earlier end is the bound.
+    probe = copy.copy(inner)
     if horizon is not None and (probe.end_date is None or probe.end_date > horizon):
         probe.end_date = horizon
     return probe.get_next_fire_time(None, now)
@@ -65,7 +67,9 @@ def never_fires_after(trigger: BaseTrigger, now: datetime) -> bool:
 
 
 def _year_field(trigger: CronTrigger) -> Any:
-    return trigger.fields[0]  # CronTrigger.FIELD_NAMES starts with "year"
+    """The cron's year field: ``fields``, ``is_default`` and ``get_next_value`` are not
+    documented API (read from APScheduler 3.11; FIELD_NAMES starts with "year")."""
+    return trigger.fields[0]
 
 
 def _horizon(trigger: CronTrigger, now: datetime) -> datetime | None:
