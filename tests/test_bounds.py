@@ -184,6 +184,17 @@ def test_a_next_run_time_further_back_than_the_grace_is_422_on_create(
     assert job_ids(client) == []
 
 
+def test_the_grace_of_a_job_that_gives_none_is_the_job_default(
+    make_app: Callable[..., Flask],
+) -> None:
+    defaults = {"coalesce": True, "max_instances": 1, "misfire_grace_time": "600"}
+    client = make_app(SCHEDULER_JOB_DEFAULTS=defaults).test_client()  # a string, as from env
+    assert add(client, {**HOURLY, "next_run_time": ago(300)})["misfire_grace_time"] == 600
+    late = {**HOURLY, "id": "late", "next_run_time": ago(900)}
+    assert_error(client.post("/scheduler/jobs", json=late, headers=ADMIN), 422, "next_run_time")
+    assert job_ids(client) == ["h"]
+
+
 def test_a_next_run_time_further_back_than_the_grace_is_422_on_patch(client: FlaskClient) -> None:
     before = add(client, HOURLY)
     for value in ("0001-01-01T00:00:00", ago(600)):
