@@ -42,3 +42,32 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def exact_collation(dialect: Dialect) -> str | None:
+    """Return the collation that compares job ids byte for byte on MariaDB or MySQL (None on
+    other databases: PostgreSQL and SQLite compare strings exactly already).
+
+    Their default collations ignore case and trailing spaces, so ``Nightly``, ``nightly`` and
+    ``nightly `` would be one key. MariaDB's ``utf8mb4_bin`` still pads (ignores trailing
+    spaces); ``utf8mb4_nopad_bin`` does not. MySQL's ``utf8mb4_bin`` pads too; it tells case
+    apart, and the job id alphabet (scheduler/specs.py) has no spaces.
+    """
+    if dialect.name not in ("mysql", "mariadb"):
+        return None
+    return "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_bin"
+
+
+class ExactString(sa.TypeDecorator[str]):
+    """A string key compared exactly, case and trailing spaces included, on every database
+    (a binary collation on MariaDB and MySQL; see ``exact_collation``)."""
+
+    impl = sa.Unicode
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        collation = exact_collation(dialect)
+        if collation is None:
+            return dialect.type_descriptor(sa.Unicode(self.impl.length))
+        varchar = mysql.VARCHAR(self.impl.length, charset="utf8mb4", collation=collation)
+        return dialect.type_descriptor(varchar)

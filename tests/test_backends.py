@@ -39,6 +39,7 @@ from scheduler_service.scheduler.backends import (
     build_executor,
     build_jobstore,
     describe_jobstore,
+    may_hold,
     probe_jobstore,
     redact_url,
 )
@@ -200,6 +201,24 @@ def test_zookeeper_url(built: Callable[..., Any]) -> None:
     assert store.client._session_timeout == 5000
     # ZooKeeperJobStore.start() calls client.start() bare: its default must be bounded too.
     assert inspect.signature(store.client.start).parameters["timeout"].default == 5.0
+
+
+def test_which_ids_a_store_may_hold(built: Callable[..., Any]) -> None:
+    """Ids a store cannot hold are answered "not found" without asking it: its driver or
+    server would raise instead (see JobService.get_job)."""
+    stores = {
+        url.split(":")[0]: built(url)
+        for url in ("memory://", "redis://r", "zookeeper://z/j", "rethinkdb://r", "sqlite://")
+    }
+    ids = ["job-1", ".", "..", "\x00", "\U0001f600", "é", "x" * 128, "é" * 64, "a/b"]
+    held = {kind: [may_hold(store, i) for i in ids] for kind, store in stores.items()}
+    assert held == {
+        "memory": [True] * 9,
+        "redis": [True] * 9,
+        "zookeeper": [True, False, False, False, False, True, True, True, False],
+        "rethinkdb": [True, True, True, False, True, True, False, False, True],
+        "sqlite": [True, True, True, False, True, True, True, True, True],
+    }
 
 
 def test_zookeeper_url_defaults_and_digest_auth(built: Callable[..., Any]) -> None:

@@ -337,6 +337,22 @@ def test_claim_many_skips_a_fire_claimed_elsewhere_and_claims_the_rest(
         assert len(rows) == 1 + 4 + 1
 
 
+def test_claim_many_tells_job_ids_apart_exactly(claims_app: Flask) -> None:
+    """MariaDB's default collation ignores case and trailing spaces: `Nightly` and `nightly`
+    claimed one fire between them (the other was recorded skipped_duplicate and never ran)."""
+    ids = ("Nightly", "nightly", "NIGHTLY", "a", "a ")  # "a " is stored by older releases only
+    fires = [Fire(stand_in_job(job_id), [FIRST]) for job_id in ids]
+    with claims_app.app_context():
+        claimed = claim_many(fires)
+        assert [[when for when, _ in won] for won in claimed] == [[FIRST]] * len(ids)
+        rows = db.session.scalars(db.select(Run)).all()
+        assert sorted((run.job_id, run.state) for run in rows) == sorted(
+            (job_id, "submitted") for job_id in ids
+        )
+        one = db.session.scalars(db.select(Run.job_id).where(Run.job_id == "nightly")).all()
+        assert one == ["nightly"]
+
+
 def test_claim_many_records_the_coalesced_instants_of_a_fire(claims_app: Flask) -> None:
     # a job due at FIRST, SECOND and THIRD, coalesced: one run for THIRD, two ledger rows
     # pointing at it; the instants before the replica began firing are flagged no_leader

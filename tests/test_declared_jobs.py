@@ -20,6 +20,13 @@ TICK = {
 }
 
 
+def _deep(levels: int) -> list:
+    value: list = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
 def jobs_of(app: Flask) -> dict[str, dict]:
     response = app.test_client().get("/scheduler/jobs", headers=ADMIN)
     return {job["id"]: job for job in response.get_json()}
@@ -93,6 +100,9 @@ def test_yaml_jobs_file(make_app: Callable[..., Flask], tmp_path: Path) -> None:
         ([{**TICK, "hour": "3"}], r"job 'tick': field 'hour'"),
         ([TICK, TICK], r"job 'tick': declared twice"),
         ([{"func": "jobs.examples:print_test"}], r"job #0: field 'id'"),
+        ([{**TICK, "id": "nightly report"}], r"job 'nightly report': field 'id'"),  # alphabet
+        ([{**TICK, "args": [_deep(33)]}], r"job 'tick': field 'args'"),
+        ([{**TICK, "trigger": "cron", "seconds": None}], r"job 'tick': field 'trigger'"),
         (["not a job"], r"SCHEDULER_JOBS\[0\] has value 'not a job'"),
     ],
 )
@@ -124,6 +134,16 @@ def test_past_date_job_is_skipped(make_app: Callable[..., Flask]) -> None:
         "run_date": "2001-01-01 00:00:00",
     }
     assert set(jobs_of(make_app(SCHEDULER_JOBS=[past, TICK]))) == {"tick"}
+
+
+def test_a_declared_next_run_time_that_has_passed_is_left_out(
+    make_app: Callable[..., Flask],
+) -> None:
+    """A restart long after a declared next_run_time: the job runs by its trigger (a time
+    further back than misfire_grace_time is a 422 through the API)."""
+    declared = {**TICK, "next_run_time": "2001-01-01T00:00:00+00:00"}
+    job = jobs_of(make_app(SCHEDULER_JOBS=[declared]))["tick"]
+    assert job["next_run_time"] is not None and job["next_run_time"] > "2001-01-02"
 
 
 def test_a_declared_job_fires(make_app: Callable[..., Flask], tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from scheduler_service import create_app
 from scheduler_service.api.schemas import JobPatch
+from scheduler_service.scheduler.limits import ID_MAX_LENGTH, ID_PATTERN
 from scheduler_service.scheduler.specs import (
     ALL_TRIGGER_FIELDS,
     CRON_FIELDS,
@@ -127,6 +128,14 @@ def test_job_bodies_come_from_the_model_that_validates_them(client: FlaskClient)
     weeks = spec["properties"]["weeks"]
     assert (weeks["type"], weeks["minimum"], weeks["nullable"]) == ("integer", 0, True)
     assert spec["properties"]["run_date"]["format"] == "date-time"
+    # the id alphabet, as JobSpec enforces it (a store-safe subset of a URL path segment)
+    job_id = spec["properties"]["id"]
+    assert (job_id["pattern"], job_id["maxLength"]) == (ID_PATTERN, ID_MAX_LENGTH)
+    assert [bool(re.fullmatch(job_id["pattern"], i)) for i in ("job-1", ".", "a b")] == [
+        True,
+        False,
+        False,
+    ]
     patch = doc["components"]["schemas"]["JobPatch"]
     assert set(patch["properties"]) == set(JobSpec.model_fields) - {"id", "replace_existing"}
     assert set(patch["properties"]) == set(JobPatch.model_fields)

@@ -9,6 +9,7 @@ built on it are shut down before the namespace is dropped. The live backends com
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,8 +18,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from scheduler_service.scheduler.limits import ID_RULE, MAX_ARGS_BYTES
+from scheduler_service.scheduler.urls import parse_jobstore_url
 from tests.helpers import ADMIN, OPERATOR, SEED, wait_for
-from tests.live_stores import stop
+from tests.live_stores import Live, stop
 
 pytestmark = pytest.mark.services
 
@@ -260,3 +263,130 @@ def test_shutdown_does_not_consume_due_runs(store_app: Callable[..., Flask]) -> 
     second = store_app().test_client()
     after = when(get(second, "job2"))
     assert after == due, f"the pending run was consumed at shutdown: moved by {after - due}"
+
+
+# -- issue 15: what every store holds alike -----------------------------------------------------
+
+# Ids that broke a store: ZooKeeper answered 500 to ".", ".." and an emoji; MariaDB took "a "
+# for "a"; RethinkDB keys stop at 127 bytes.
+TRICKY_IDS = (".", "..", "\U0001f600", "a ", "x" * 128)
+
+
+def refusal(field: str, problem: str) -> dict:
+    errors = {field: f"Value error, {problem}"}
+    return {
+        "error_message": "the job is not valid",
+        "code": 400,
+        "status": "Bad Request",
+        "errors": errors,
+    }
+
+
+def test_ids_outside_the_alphabet_are_refused_alike(client: FlaskClient) -> None:
+    for job_id in TRICKY_IDS:
+        response = client.post("/scheduler/jobs", json={**SEED, "id": job_id}, headers=ADMIN)
+        answer = (response.status_code, response.get_json())
+        assert answer == (400, refusal("id", f"use {ID_RULE}")), job_id
+    assert listing(client) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    ("route", "method"),
+    [("", "get"), ("", "delete"), ("", "patch"), ("/pause", "post"), ("/resume", "post")],
+)
+def test_lookups_of_ids_no_store_can_hold_are_404_alike(
+    client: FlaskClient, route: str, method: str
+) -> None:
+    """ZooKeeper answered 500 to a DELETE of "." or "..", PostgreSQL to any lookup of a NUL
+    (real RethinkDB to a key over 127 bytes): a job with such an id cannot exist."""
+    add(client, SEED)
+    kwargs = {"json": {"args": ["x"]}} if method == "patch" else {}
+    for raw, job_id in ((".", "."), ("..", ".."), ("%00", "\x00"), ("%F0%9F%98%80", "\U0001f600")):
+        response = getattr(client, method)(f"/scheduler/jobs/{raw}{route}", headers=ADMIN, **kwargs)
+        body = response.get_json()
+        assert (response.status_code, body["error_message"]) == (404, f"Job {job_id} not found")
+    assert [job["id"] for job in listing(client)[0]] == ["job2"]
+
+
+def test_args_past_the_bound_are_refused_alike_and_the_largest_are_kept(
+    client: FlaskClient,
+) -> None:
+    body = {**SEED, "args": ["x" * MAX_ARGS_BYTES]}
+    response = client.post("/scheduler/jobs", json=body, headers=ADMIN)
+    too_big = refusal("args", f"more than {MAX_ARGS_BYTES} bytes as JSON")
+    assert (response.status_code, response.get_json()) == (400, too_big)
+    assert listing(client) == ([], 0)
+    # Floats pickle into 2.25 times their JSON (`1.0,` is 4 bytes, 9 pickled): both at the
+    # bound still fit in MariaDB's 64 KiB BLOB.
+    args, kwargs = [[1.0] * 2047], {"value": [1.0] * 2045}
+    assert len(json.dumps(args, separators=(",", ":"))) == MAX_ARGS_BYTES - 1
+    assert len(json.dumps(kwargs, separators=(",", ":"))) == MAX_ARGS_BYTES - 1
+    largest = {"id": "big", "func": "jobs.examples:record", "args": args, "kwargs": kwargs}
+    add(client, {**largest, "trigger": "interval", "hours": 1})
+    stored = get(client, "big")
+    assert (stored["args"], stored["kwargs"]) == (args, kwargs)
+
+
+def test_ids_that_differ_by_case_are_separate_jobs(
+    store_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    client = store_app().test_client()
+    log = tmp_path / "case" / "record.log"
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    for job_id in ("Nightly", "nightly"):  # due at one instant, while paused
+        body = {"id": job_id, "func": "jobs.examples:record", "args": [str(log), job_id]}
+        add(client, {**body, "trigger": "interval", "hours": 1, "next_run_time": at.isoformat()})
+    assert sorted(job["id"] for job in listing(client)[0]) == ["Nightly", "nightly"]
+    assert get(client, "nightly")["args"] == [str(log), "nightly"]
+    assert client.get("/scheduler/jobs/NIGHTLY", headers=ADMIN).status_code == 404
+    assert client.post("/scheduler/resume", headers=OPERATOR).status_code == 204
+
+    def ran() -> list[str]:
+        return (
+            sorted(line.split()[-1] for line in log.read_text().splitlines())
+            if log.exists()
+            else []
+        )
+
+    wait_for(lambda: len(ran()) >= 2, timeout=30, what="both jobs ran", details=lambda: str(ran()))
+    assert ran() == ["Nightly", "nightly"]
+    assert client.delete("/scheduler/jobs/NIGHTLY", headers=ADMIN).status_code == 404
+    assert client.delete("/scheduler/jobs/Nightly", headers=ADMIN).status_code == 204
+    assert client.get("/scheduler/jobs/Nightly", headers=ADMIN).status_code == 404
+    assert get(client, "nightly")["args"] == [str(log), "nightly"]
+    assert [job["id"] for job in listing(client)[0]] == ["nightly"]
+
+
+def test_stored_ids_are_told_apart_exactly_even_in_an_older_table(
+    store_app: Callable[..., Flask], live_store: Live, backend: str
+) -> None:
+    """Ids from before the alphabet (a trailing space) and the case of any id: exact on every
+    store, in a SQL table that Flask-APScheduler (or an older release) created, too."""
+    kind, options = parse_jobstore_url(live_store.url)
+    if kind == "sqlalchemy":  # the table as APScheduler creates it: MariaDB's default collation
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from sqlalchemy import make_url
+
+        if backend == "sqlite":
+            Path(make_url(options["url"]).database).parent.mkdir(parents=True, exist_ok=True)
+        older = SQLAlchemyJobStore(**options)
+        older.jobs_t.create(older.engine)
+        older.engine.dispose()
+    app = store_app()
+    scheduler = app.extensions["scheduler_service"].scheduler
+    for job_id in ("a", "a ", "A"):
+        scheduler.add_job("jobs.examples:print_test", "interval", hours=1, args=[job_id], id=job_id)
+    assert {job_id: scheduler.get_job(job_id).args for job_id in ("a", "a ", "A")} == {
+        "a": ("a",),
+        "a ": ("a ",),
+        "A": ("A",),
+    }
+    client = app.test_client()
+    assert get(client, "a%20")["args"] == ["a "]
+    assert client.delete("/scheduler/jobs/A", headers=ADMIN).status_code == 204
+    assert sorted(job["id"] for job in listing(client)[0]) == ["a", "a "]
+    assert (live_store.holds("a"), live_store.holds("a "), live_store.holds("A")) == (
+        True,
+        True,
+        False,
+    )

@@ -111,7 +111,10 @@ def due_run_times(
         if len(run_times) == limit and not jumped:
             jumped = True
             spacing = (run_times[-1] - run_times[0]) / (limit - 1)
-            resume_at = now - spacing * limit
+            try:
+                resume_at = now - spacing * limit
+            except OverflowError:  # before the year 1: few instants are left, walk them
+                resume_at = next_run
             if spacing and resume_at > next_run:
                 log.warning(
                     "job %s fell due more than %d times since %s: only the newest are listed",

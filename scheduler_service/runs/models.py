@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..dbtypes import UTCDateTime
+from ..dbtypes import ExactString, UTCDateTime
 from ..extensions import db
 
 # The lifecycle (see firing/lifecycle.py): pending (a retry or a manual run waiting for the
@@ -51,7 +51,8 @@ class Run(db.Model):  # type: ignore[name-defined,misc]
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    job_id: Mapped[str] = mapped_column(String(191), index=True)
+    # Compared exactly (case, trailing spaces): `Nightly` and `nightly` claim their own fires.
+    job_id: Mapped[str] = mapped_column(ExactString(191), index=True)
     job_name: Mapped[str | None] = mapped_column(String(200))
     func: Mapped[str | None] = mapped_column(String(200))
     trigger: Mapped[str] = mapped_column(String(16))  # "schedule" or "manual"

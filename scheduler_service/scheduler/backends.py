@@ -9,6 +9,7 @@ URL parsing lives in ``urls.py``. Nothing here imports APScheduler or a driver a
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -42,6 +43,11 @@ def _nothing_to_describe(store: Any) -> dict[str, Any]:
     return {}
 
 
+def _holds_any(job_id: str) -> bool:
+    """The store can hold any id (a str): a lookup of any id is a plain miss."""
+    return True
+
+
 # --- sqlalchemy: any SQLAlchemy URL -----------------------------------------------------------
 _CONNECT_TIMEOUT_DRIVERS = {"psycopg", "psycopg2", "pymysql", "mysqldb"}
 
@@ -73,6 +79,11 @@ def sqlite_file_missing(store: BaseJobStore) -> Path | None:
 def _probe_sqlalchemy(store: Any, timeout: float) -> None:
     with store.engine.connect() as connection:
         connection.exec_driver_sql("SELECT 1")
+
+
+def _sql_holds(job_id: str) -> bool:
+    """PostgreSQL text cannot hold a NUL (psycopg raises on the query): no job has one."""
+    return "\x00" not in job_id
 
 
 def _describe_sqlalchemy(store: Any) -> dict[str, Any]:
@@ -166,6 +177,11 @@ def _probe_rethinkdb(store: Any, timeout: float) -> None:
     store.r.connect(**{**store.connect_args, "timeout": timeout}).close()
 
 
+def _rethinkdb_holds(job_id: str) -> bool:
+    """Primary keys stop at 127 bytes: a longer one is a query error, not a miss."""
+    return len(job_id.encode()) <= 127 and "\x00" not in job_id
+
+
 def _describe_rethinkdb(store: Any) -> dict[str, Any]:
     host, port = store.connect_args.get("host", "localhost"), store.connect_args.get("port", 28015)
     return {"host": f"{host}:{port}", "database": store.database, "table": store.table_name}
@@ -210,6 +226,17 @@ def _probe_zookeeper(store: Any, timeout: float) -> None:
     client.start(timeout=timeout)  # never started (or stopped): connect now, as store.start would
 
 
+# Characters ZooKeeper refuses in a znode name (PathUtils.validatePath), as Java sees them:
+# a character outside the BMP is a surrogate pair, in the refused \ud800-\uf8ff.
+_ZOOKEEPER_REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\U0010ffff/]")
+
+
+def _zookeeper_holds(job_id: str) -> bool:
+    """A znode name: not "." or "..", none of the refused characters (a bad path is an
+    error from the server, not a miss)."""
+    return job_id not in (".", "..") and not _ZOOKEEPER_REFUSED.search(job_id)
+
+
 def _describe_zookeeper(store: Any) -> dict[str, Any]:
     hosts = ",".join(f"{host}:{port}" for host, port in store.client.hosts)
     return {"hosts": hosts, "path": store.path}
@@ -223,6 +250,7 @@ class _StoreType:
     prepare: Callable[[Options], Options] = _as_given
     probe: Callable[[Any, float], None] = _nothing_to_probe
     describe: Callable[[Any], dict[str, Any]] = _nothing_to_describe
+    holds: Callable[[str], bool] = _holds_any  # could a job of the store have this id?
 
 
 _JOBSTORES: dict[str, _StoreType] = {
@@ -233,6 +261,7 @@ _JOBSTORES: dict[str, _StoreType] = {
         _prepare_sqlalchemy,
         _probe_sqlalchemy,
         _describe_sqlalchemy,
+        _sql_holds,
     ),
     "redis": _StoreType(
         "apscheduler.jobstores.redis:RedisJobStore",
@@ -254,6 +283,7 @@ _JOBSTORES: dict[str, _StoreType] = {
         _prepare_rethinkdb,
         _probe_rethinkdb,
         _describe_rethinkdb,
+        _rethinkdb_holds,
     ),
     "zookeeper": _StoreType(
         "apscheduler.jobstores.zookeeper:ZooKeeperJobStore",
@@ -261,6 +291,7 @@ _JOBSTORES: dict[str, _StoreType] = {
         _prepare_zookeeper,
         _probe_zookeeper,
         _describe_zookeeper,
+        _zookeeper_holds,
     ),
 }
 _SQL_TYPES = ("sqlite", "postgres", "postgresql", "mysql", "mariadb")  # sqlalchemy, with a url
@@ -375,6 +406,14 @@ def probe_jobstore(store: BaseJobStore, *, timeout: float = 5.0) -> None:
         cause = scrub(f"{type(error).__name__}: {first_line}"[:200], secrets)
         msg = f"job store '{_alias_of(store)}' ({type_}) is unreachable: {cause}"
         raise ServiceUnavailable(msg) from None
+
+
+def may_hold(store: BaseJobStore, job_id: str) -> bool:
+    """Tell whether a job of ``store`` could have the id ``job_id``. An id that the store
+    cannot hold makes some drivers raise instead of missing (ZooKeeper for ".", PostgreSQL for
+    a NUL): such a lookup is answered "not found" without asking."""
+    entry = _store_type(store)[1]
+    return entry is None or entry.holds(job_id)
 
 
 def describe_jobstore(store: BaseJobStore) -> dict[str, Any]:

@@ -98,16 +98,32 @@ def load_declared_jobs(config: dict[str, Any], context: JobContext) -> DeclaredJ
         where = f"{source}: job {name!r}" if name else f"{source}: job #{index}"
         if isinstance(name, str) and name in seen:  # an id of another type fails validation
             raise ConfigError(f"{where}: declared twice")
-        try:
-            spec = parse_spec(job, context)
-            resolve_job(spec, context, now=now)
-        except Unprocessable as exc:
-            if exc.errors and "run_date" in exc.errors:
-                log.warning("%s: run_date has passed; not scheduled", where)
-                continue
-            raise ConfigError(f"{where}: {_describe(exc)}") from None
-        except ServiceError as exc:
-            raise ConfigError(f"{where}: {_describe(exc)}") from None
+        spec = _validate(job, context, now=now, where=where)
+        if spec is None:
+            continue
         seen.add(spec.id)
         specs.append(spec)
     return specs
+
+
+def _validate(job: Any, context: JobContext, *, now: datetime, where: str) -> JobSpec | None:
+    """Validate one declared job; None: a date job whose moment has passed. A next_run_time
+    that has passed (by more than misfire_grace_time: a restart long after it) is left out.
+
+    :raises ConfigError: naming the job and the field at fault.
+    """
+    try:
+        spec = parse_spec(job, context)
+        resolve_job(spec, context, now=now)
+        return spec
+    except Unprocessable as exc:
+        if exc.errors and "run_date" in exc.errors:
+            log.warning("%s: run_date has passed; not scheduled", where)
+            return None
+        if exc.errors and "next_run_time" in exc.errors and isinstance(job, dict):
+            log.warning("%s: next_run_time has passed; it runs by its trigger", where)
+            job = {key: value for key, value in job.items() if key != "next_run_time"}
+            return _validate(job, context, now=now, where=where)
+        raise ConfigError(f"{where}: {_describe(exc)}") from None
+    except ServiceError as exc:
+        raise ConfigError(f"{where}: {_describe(exc)}") from None

@@ -16,6 +16,7 @@ from apscheduler.events import (
 )
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING, STATE_STOPPED
+from apscheduler.util import asint
 from flask import Flask, current_app
 from flask_apscheduler import APScheduler
 
@@ -298,6 +299,8 @@ def init_scheduler(app: Flask) -> ServiceScheduler:
         executors=tuple(executors),
         timezone=ZoneInfo(config["SCHEDULER_TIMEZONE"]),
         secret_patterns=tuple(config["SCHEDULER_JOB_SECRETS"]),
+        # read as APScheduler reads it (asint; 1 s when the job defaults leave it out)
+        misfire_grace_time=asint(config["SCHEDULER_JOB_DEFAULTS"].get("misfire_grace_time", 1)),
     )
     extension.service = JobService(extension.scheduler, context, lifecycle=lifecycle)
     extension.declared = load_declared_jobs(config, context)

@@ -23,6 +23,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..errors import BadRequest, Conflict, NotFound, ServiceError, ServiceUnavailable
 from ..runs.recorder import HistoryUnavailable
 from ..runs.service import count_open_runs
+from .backends import may_hold
+from .horizon import first_fire_time
 from .paging import pager
 from .policy import policy_of, with_policy
 from .serialize import job_to_dict, trigger_to_dict
@@ -183,10 +185,20 @@ class JobService:
         """
         self._require_running()
         with store_errors():
-            job = self.scheduler.get_job(job_id)
-        if job is None or job._jobstore_alias not in self.context.jobstores:
-            raise NotFound(f"Job {job_id} not found")
-        return job
+            for alias in self._stores_that_may_hold(job_id):
+                job = self.scheduler.get_job(job_id, alias)
+                if job is not None:
+                    return job
+        raise NotFound(f"Job {job_id} not found")
+
+    def _stores_that_may_hold(self, job_id: str) -> list[str]:
+        """The aliases of the stores where a job could have this id (one that a store cannot
+        hold makes some drivers raise, where it is simply not there)."""
+        return [
+            alias
+            for alias in self.context.jobstores
+            if may_hold(self.scheduler._lookup_jobstore(alias), job_id)
+        ]
 
     def add_job(self, data: Any) -> Job:
         """Validate and add a job; replace an existing one only when asked to.
@@ -229,10 +241,12 @@ class JobService:
                 "a job cannot move between stores; delete it and add it again",
                 errors={"jobstore": "cannot be changed"},
             )
-        spec = parse_spec(merge_patch(job_to_dict(job), patch), self.context)
+        merged = merge_patch(job_to_dict(job), patch)
+        spec = parse_spec(merged, self.context, stored_id=job.id)
         changes = self._changes(job, spec, trigger_touched=bool(set(patch) & _TRIGGER_KEYS))
         if "next_run_time" in patch:
-            changes["next_run_time"] = resolve_options(spec, self.context)["next_run_time"]
+            options = resolve_options(spec, self.context, now=self._now())
+            changes["next_run_time"] = options["next_run_time"]
         with store_errors():
             try:
                 self.scheduler.modify_job(job_id, job._jobstore_alias, **changes)
@@ -241,14 +255,14 @@ class JobService:
         return self.get_job(job_id)
 
     def _changes(self, job: Job, spec: JobSpec, *, trigger_touched: bool) -> dict[str, Any]:
-        options = resolve_options(spec, self.context)
+        options = resolve_options(spec, self.context, now=self._now())
         changes = {k: options[k] for k in OPTION_FIELDS if k in options}
         policy = policy_from(spec)
         if trigger_touched:
-            trigger = build_trigger(spec, self.context, now=self._now())
+            trigger, first = build_trigger(spec, self.context, now=self._now())
             changes["trigger"] = with_policy(trigger, policy)
             if job.next_run_time is not None:  # a paused job stays paused
-                changes["next_run_time"] = trigger.get_next_fire_time(None, self._now())
+                changes["next_run_time"] = first
         elif policy != policy_of(job.trigger):  # same schedule, new retries or timeout
             changes["trigger"] = with_policy(job.trigger, policy)
         return changes
@@ -261,15 +275,18 @@ class JobService:
         return self.get_job(job_id)
 
     def resume_job(self, job_id: str) -> Job:
-        """Resume a paused job from its next fire time after now.
+        """Resume a paused job from its next fire time after now (looked for once, bounded:
+        APScheduler's resume_job would look again, to the year 9999, under its store lock).
 
-        :raises Conflict: its trigger has no fire time left (APScheduler would delete it).
+        :raises Conflict: its trigger has no fire time left, or none within the horizon
+            (APScheduler would delete it).
         """
         job = self.get_job(job_id)
-        if job.trigger.get_next_fire_time(None, self._now()) is None:
+        first = first_fire_time(job.trigger, self._now())
+        if first is None:
             raise Conflict(f"Job {job_id} has no fire time left; delete it or change its trigger")
         with store_errors():
-            self.scheduler.resume_job(job_id, job._jobstore_alias)
+            self.scheduler.modify_job(job_id, job._jobstore_alias, next_run_time=first)
         return self.get_job(job_id)
 
     def remove_job(self, job_id: str) -> None:
@@ -279,7 +296,7 @@ class JobService:
         """
         self._require_running()
         with store_errors():
-            for alias in self.context.jobstores:
+            for alias in self._stores_that_may_hold(job_id):
                 try:
                     self.scheduler.remove_job(job_id, alias)
                     return
@@ -346,7 +363,7 @@ class JobService:
         if old != new:
             changes["trigger"] = options["trigger"]
             if job.next_run_time is not None:
-                changes["next_run_time"] = options["trigger"].get_next_fire_time(None, self._now())
+                changes["next_run_time"] = first_fire_time(options["trigger"], self._now())
         elif policy_of(options["trigger"]) != policy_of(job.trigger):
             changes["trigger"] = with_policy(job.trigger, policy_of(options["trigger"]))
         return changes

@@ -24,11 +24,22 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
 from ..errors import Unprocessable, ValidationFailed, validation_errors
 from .callables import ArgumentsRefused, CallableRefused, check_arguments, resolve_callable
+from .horizon import HORIZON_YEARS, first_fire_time, never_fires_after, search_start
+from .limits import (
+    ID_MAX_LENGTH,
+    ID_PATTERN,
+    ID_RULE,
+    MAX_ARGS_BYTES,
+    MAX_ARGS_DEPTH,
+    check_json_bounds,
+    is_new_id,
+)
 from .policy import RunPolicy, with_policy
 from .secretrefs import check_references, is_reference
 
@@ -77,7 +88,8 @@ DateText = Annotated[
 _ARGUMENTS = (
     "argument values, checked against the function's parameters (GET /scheduler/tasks shows "
     'their JSON Schema); a value {"secret": "ENV_NAME"} is a secret reference, resolved from '
-    "the environment when the run starts (SCHEDULER_JOB_SECRETS says which variables)"
+    "the environment when the run starts (SCHEDULER_JOB_SECRETS says which variables); "
+    f"at most {MAX_ARGS_DEPTH} levels deep and {MAX_ARGS_BYTES} bytes as JSON"
 )
 
 
@@ -96,7 +108,15 @@ class JobSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: Annotated[str, Field(min_length=1, max_length=191, pattern=r"^[^/\x00-\x1f\x7f]+$")]
+    id: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=191,  # ids stored before the alphabet; a new id is 127 at most
+            description=f"{ID_RULE}; ids starting with '__' are the service's own",
+            json_schema_extra={"pattern": ID_PATTERN, "maxLength": ID_MAX_LENGTH},
+        ),
+    ]
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     func: Annotated[str, Field(max_length=200)]
     args: list[Any] = Field(default_factory=list, description=_ARGUMENTS)
@@ -136,9 +156,18 @@ class JobSpec(BaseModel):
 
     @field_validator("id")
     @classmethod
-    def _not_reserved(cls, value: str) -> str:
+    def _id_alphabet(cls, value: str, info: ValidationInfo) -> str:
         if value.startswith("__"):
             raise ValueError("ids starting with '__' are reserved for the service's own jobs")
+        stored = (info.context or {}).get("stored_id")
+        if not is_new_id(value) and value != stored:  # a PATCH keeps the stored id as is
+            raise ValueError(f"use {ID_RULE}")
+        return value
+
+    @field_validator("args", "kwargs")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        check_json_bounds(value)
         return value
 
 
@@ -152,6 +181,7 @@ class JobContext:
     timezone: ZoneInfo
     # The environment variables a job argument may reference (SCHEDULER_JOB_SECRETS).
     secret_patterns: tuple[str, ...] = ("JOB_SECRET_*",)
+    misfire_grace_time: int | None = 60  # the job default (SCHEDULER_JOB_DEFAULTS); None: any
 
 
 def normalize(data: Any) -> Any:
@@ -165,14 +195,15 @@ def normalize(data: Any) -> Any:
     return data
 
 
-def parse_spec(data: Any, ctx: JobContext) -> JobSpec:
-    """Validate the JSON shape of a job.
+def parse_spec(data: Any, ctx: JobContext, *, stored_id: str | None = None) -> JobSpec:
+    """Validate the JSON shape of a job; ``stored_id`` is the id of the stored job a PATCH
+    changes (kept even if it predates the id alphabet).
 
     :raises ValidationFailed: with one entry per bad field.
     """
     data = normalize(data)
     try:
-        return JobSpec.model_validate(data)
+        return JobSpec.model_validate(data, context={"stored_id": stored_id})
     except ValidationError as exc:
         errors = validation_errors(exc)
     # Name a refused function even when other fields are wrong too: the likelier mistake.
@@ -224,6 +255,9 @@ def _check_fields(spec: JobSpec) -> None:
         wrong.update({f: "give either crontab or cron fields" for f in given & set(CRON_FIELDS)})
     if spec.trigger == "date" and spec.run_date is None:
         wrong["run_date"] = "required for the date trigger"
+    if spec.trigger == "cron" and spec.crontab is None and not given & set(CRON_FIELDS):
+        # APScheduler would make every field "*": a job every second, which nobody means
+        wrong["trigger"] = f"a cron trigger needs a crontab line or one of {', '.join(CRON_FIELDS)}"
     if wrong:
         raise ValidationFailed("the job is not valid", errors=wrong)
 
@@ -269,12 +303,13 @@ def _cron(spec: JobSpec, tz: ZoneInfo, dates: dict[str, datetime]) -> BaseTrigge
     )
 
 
-def build_trigger(spec: JobSpec, ctx: JobContext, *, now: datetime) -> BaseTrigger:
-    """Build the APScheduler trigger of ``spec``.
+def build_trigger(spec: JobSpec, ctx: JobContext, *, now: datetime) -> tuple[BaseTrigger, datetime]:
+    """Build the APScheduler trigger of ``spec``; return it and its first fire time.
 
     :raises ValidationFailed: bad trigger arguments (400).
-    :raises Unprocessable: a trigger that can never fire, ends before it starts, or whose
-        times fall past the year 9999 (422).
+    :raises Unprocessable: a trigger that can never fire, or not within HORIZON_YEARS; that
+        ends before it starts; whose run_date is further back than its misfire_grace_time; or
+        whose times fall past the year 9999 (422).
     """
     _check_fields(spec)
     tz = _zone(spec, ctx)
@@ -287,24 +322,49 @@ def build_trigger(spec: JobSpec, ctx: JobContext, *, now: datetime) -> BaseTrigg
         raise Unprocessable(
             "end_date is before start_date", errors={"end_date": "before start_date"}
         )
+    if "run_date" in dates:
+        check_not_too_late(dates["run_date"], "run_date", grace=_grace(spec, ctx), now=now)
     try:  # datetime arithmetic near the year 9999 overflows
-        trigger = _trigger(spec, tz, dates, now=now)
-        first = trigger.get_next_fire_time(None, now)
+        trigger = _trigger(spec, tz, dates)
+        first = first_fire_time(trigger, now)
+        never = first is None and never_fires_after(trigger, now)
     except (OverflowError, ValueError) as exc:
         raise Unprocessable(
             "the trigger's times are out of range", errors={"trigger": f"out of range: {exc}"}
         ) from None
-    if first is None:
+    if never:
         raise Unprocessable("the trigger never fires after now", errors={"trigger": "never fires"})
-    return trigger
+    if first is None:
+        start = search_start(trigger, now).isoformat()
+        raise Unprocessable(
+            f"the trigger does not fire within {HORIZON_YEARS} years",
+            errors={"trigger": f"no fire time within {HORIZON_YEARS} years of {start}"},
+        )
+    return trigger, first
 
 
-def _trigger(
-    spec: JobSpec, tz: ZoneInfo, dates: dict[str, datetime], *, now: datetime
-) -> BaseTrigger:
-    if spec.trigger == "date":
-        if dates["run_date"] <= now:
-            raise Unprocessable("run_date is in the past", errors={"run_date": "in the past"})
+def _grace(spec: JobSpec, ctx: JobContext) -> int | None:
+    """The job's misfire_grace_time: its own, or the job default; None: however late."""
+    if "misfire_grace_time" in spec.model_fields_set:
+        return spec.misfire_grace_time
+    return ctx.misfire_grace_time
+
+
+def check_not_too_late(when: datetime, field: str, *, grace: int | None, now: datetime) -> None:
+    """Refuse a time further in the past than the job's misfire_grace_time (SPEC §3): it
+    would only be recorded missed, and an hourly job due in the year 1 has 17 million
+    instants to account for.
+
+    :raises Unprocessable: naming ``field``.
+    """
+    late = (now - when).total_seconds()
+    if grace is not None and late > grace:
+        problem = f"in the past by {late:.0f} s, more than misfire_grace_time ({grace} s)"
+        raise Unprocessable(f"{field} is in the past", errors={field: problem})
+
+
+def _trigger(spec: JobSpec, tz: ZoneInfo, dates: dict[str, datetime]) -> BaseTrigger:
+    if spec.trigger == "date":  # in the past within misfire_grace_time, it fires at once
         return DateTrigger(run_date=dates["run_date"], timezone=tz)
     if spec.trigger == "cron":
         return _cron(spec, tz, dates)
@@ -351,8 +411,12 @@ def _check_aliases(spec: JobSpec, ctx: JobContext) -> None:
         raise ValidationFailed("the job is not valid", errors=errors)
 
 
-def resolve_options(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
-    """Check the function and aliases; return the job's options as ``add_job`` keywords."""
+def resolve_options(spec: JobSpec, ctx: JobContext, *, now: datetime) -> dict[str, Any]:
+    """Check the function and aliases; return the job's options as ``add_job`` keywords.
+
+    A ``next_run_time`` in the past is kept as given up to the job's misfire_grace_time back
+    (the job fires at once, as in Flask-APScheduler); further back it is refused (422).
+    """
     _check_func(spec, ctx)
     _check_aliases(spec, ctx)
     options: dict[str, Any] = {
@@ -366,22 +430,27 @@ def resolve_options(spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
         if field in spec.model_fields_set:
             options[field] = getattr(spec, field)
     if "next_run_time" in spec.model_fields_set:
-        options["next_run_time"] = (
-            None
-            if spec.next_run_time is None
-            else parse_datetime(spec.next_run_time, "next_run_time", _zone(spec, ctx))
-        )
+        options["next_run_time"] = None
+        if spec.next_run_time is not None:
+            when = parse_datetime(spec.next_run_time, "next_run_time", _zone(spec, ctx))
+            check_not_too_late(when, "next_run_time", grace=_grace(spec, ctx), now=now)
+            options["next_run_time"] = when
     return options
 
 
 def resolve_job(spec: JobSpec, ctx: JobContext, *, now: datetime) -> dict[str, Any]:
-    """Validate ``spec`` whole and return keyword arguments for ``BaseScheduler.add_job``.
+    """Validate ``spec`` whole and return keyword arguments for ``BaseScheduler.add_job``,
+    ``next_run_time`` included (None: paused).
 
     :raises ValidationFailed: 400, with the bad fields.
     :raises Unprocessable: 422, a well-formed but impossible schedule.
     """
-    options = resolve_options(spec, ctx)
-    options["trigger"] = with_policy(build_trigger(spec, ctx, now=now), policy_from(spec))
+    options = resolve_options(spec, ctx, now=now)
+    trigger, first = build_trigger(spec, ctx, now=now)
+    options["trigger"] = with_policy(trigger, policy_from(spec))
+    # Given to add_job, so that APScheduler does not look for it again (unbounded for a cron,
+    # under its store lock).
+    options.setdefault("next_run_time", first)
     return options
 
 
