@@ -312,10 +312,22 @@ def nested(levels: int) -> list:
     return value
 
 
+# A function that takes any JSON value, and a body depth limit above the args' own, so that
+# the args' bounds (which also hold for jobs declared in config) are what refuses.
+FREE = {**SEED, "func": "tests.app_jobs:keep"}
+
+
+@pytest.fixture
+def free_client(make_app: Callable[..., Flask]) -> FlaskClient:
+    return make_app(
+        SCHEDULER_ALLOWED_MODULES=["jobs", "tests.app_jobs"], SCHEDULER_MAX_JSON_DEPTH=64
+    ).test_client()
+
+
 @pytest.mark.parametrize(
     ("extra", "field"),
     [
-        ({"args": [nested(500)]}, "args"),  # pickling it raised RecursionError: a 500
+        ({"args": [nested(60)]}, "args"),  # 500 deep, pickling raised RecursionError: a 500
         ({"args": [nested(MAX_ARGS_DEPTH)]}, "args"),  # the args list makes it one deeper
         ({"args": [], "kwargs": {"name": nested(MAX_ARGS_DEPTH)}}, "kwargs"),
         ({"args": ["x" * MAX_ARGS_BYTES]}, "args"),
@@ -323,23 +335,34 @@ def nested(levels: int) -> list:
         ({"args": [], "kwargs": {"name": "é" * (MAX_ARGS_BYTES // 2)}}, "kwargs"),
     ],
 )
-def test_args_too_deep_or_too_big_are_400(client: FlaskClient, extra: dict, field: str) -> None:
+def test_args_too_deep_or_too_big_are_400(
+    free_client: FlaskClient, extra: dict, field: str
+) -> None:
+    client = free_client
     body = assert_error(
-        client.post("/scheduler/jobs", json={**SEED, **extra}, headers=ADMIN), 400, field
+        client.post("/scheduler/jobs", json={**FREE, **extra}, headers=ADMIN), 400, field
     )
     assert "levels deep" in body["errors"][field] or "bytes as JSON" in body["errors"][field]
     assert job_ids(client) == []
-    before = add(client, SEED)
+    before = add(client, FREE)
     response = client.patch("/scheduler/jobs/job2", json=extra, headers=ADMIN)
     assert_error(response, 400, field)
     assert get(client, "job2") == before
 
 
-def test_args_up_to_the_bounds_are_kept(client: FlaskClient) -> None:
-    deepest = add(client, {**SEED, "args": [nested(MAX_ARGS_DEPTH - 1)]})
+def test_args_up_to_the_bounds_are_kept(free_client: FlaskClient) -> None:
+    client = free_client
+    deepest = add(client, {**FREE, "args": [nested(MAX_ARGS_DEPTH - 1)]})
     assert deepest["args"] == [nested(MAX_ARGS_DEPTH - 1)]
     biggest = "x" * (MAX_ARGS_BYTES - len('[""]'))
-    assert add(client, {**SEED, "id": "big", "args": [biggest]})["args"] == [biggest]
+    assert add(client, {**FREE, "id": "big", "args": [biggest]})["args"] == [biggest]
+
+
+def test_the_body_depth_limit_refuses_deep_args_over_http_first(client: FlaskClient) -> None:
+    body = {**SEED, "args": [nested(500)]}
+    refused = assert_error(client.post("/scheduler/jobs", json=body, headers=ADMIN), 400)
+    assert "SCHEDULER_MAX_JSON_DEPTH" in refused["error_message"]
+    assert job_ids(client) == []
 
 
 # -- the firing loop's walk of due instants -----------------------------------------------------

@@ -309,19 +309,21 @@ def test_lookups_of_ids_no_store_can_hold_are_404_alike(
 
 
 def test_args_past_the_bound_are_refused_alike_and_the_largest_are_kept(
-    client: FlaskClient,
+    store_app: Callable[..., Flask],
 ) -> None:
-    body = {**SEED, "args": ["x" * MAX_ARGS_BYTES]}
+    # tests.app_jobs:keep takes any JSON value: the bound is what refuses, not the types.
+    client = store_app(SCHEDULER_ALLOWED_MODULES=["jobs", "tests.app_jobs"]).test_client()
+    body = {**SEED, "func": "tests.app_jobs:keep", "args": ["x" * MAX_ARGS_BYTES]}
     response = client.post("/scheduler/jobs", json=body, headers=ADMIN)
     too_big = refusal("args", f"more than {MAX_ARGS_BYTES} bytes as JSON")
     assert (response.status_code, response.get_json()) == (400, too_big)
     assert listing(client) == ([], 0)
     # Floats pickle into 2.25 times their JSON (`1.0,` is 4 bytes, 9 pickled): both at the
     # bound still fit in MariaDB's 64 KiB BLOB.
-    args, kwargs = [[1.0] * 2047], {"value": [1.0] * 2045}
+    args, kwargs = [[1.0] * 2047], {"other": [1.0] * 2045}
     assert len(json.dumps(args, separators=(",", ":"))) == MAX_ARGS_BYTES - 1
     assert len(json.dumps(kwargs, separators=(",", ":"))) == MAX_ARGS_BYTES - 1
-    largest = {"id": "big", "func": "jobs.examples:record", "args": args, "kwargs": kwargs}
+    largest = {"id": "big", "func": "tests.app_jobs:keep", "args": args, "kwargs": kwargs}
     add(client, {**largest, "trigger": "interval", "hours": 1})
     stored = get(client, "big")
     assert (stored["args"], stored["kwargs"]) == (args, kwargs)
