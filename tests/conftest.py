@@ -18,7 +18,7 @@ from scheduler_service import create_app
 from tests.blog_fixtures import dispose, fresh_database
 from tests.helpers import base_config, service_url, stop_containers
 from tests.live_stores import LIVE, Live, release_connections, stop
-from tests.server import ADMIN_PASSWORD, DECLARED_JOB, Server
+from tests.server import ADMIN_PASSWORD, DECLARED_JOB, Server, servers
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -161,14 +161,4 @@ def server_env(tmp_path: Path, declared_log: Path) -> dict[str, str]:
 @pytest.fixture
 def start_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start servers (a restart is a second call on the same instance folder); kill them all."""
-    servers: list[Server] = []
-
-    def start(**extra_env: str) -> Server:
-        server = Server({**server_env, **extra_env}, tmp_path, f"server{len(servers)}")
-        servers.append(server)
-        server.wait_healthy()
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
+    yield from servers(server_env, tmp_path)

@@ -247,6 +247,20 @@ def assert_error(response, code: int, *fields: str) -> dict:
     return body
 
 
+def add_job(client: Any, body: dict) -> dict:
+    """POST ``body`` as admin; it must be accepted (200): return the job."""
+    response = client.post("/scheduler/jobs", json=body, headers=ADMIN)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def get_job(client: Any, job_id: str) -> dict:
+    """GET the job as admin; it must exist: return it."""
+    response = client.get(f"/scheduler/jobs/{job_id}", headers=ADMIN)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
 def stand_in_job(job_id: str) -> Any:
     """What the run recorder reads of an APScheduler job, for recording runs without one."""
     return SimpleNamespace(

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +154,23 @@ class Server:
         self.proc.wait(timeout=STOP_TIMEOUT)
         self._stderr.close()
         self._stdout.close()
+
+
+def servers(
+    env: dict[str, str], log_dir: Path, *, kind: type[Server] = Server, prefix: str = "server"
+) -> Iterator[Callable[..., Server]]:
+    """For a fixture to ``yield from``: a function that starts servers of ``kind`` on ``env``
+    (plus its keyword arguments; a restart is a second call), each killed at the end."""
+    started: list[Server] = []
+
+    def start(**extra_env: str) -> Server:
+        server = kind({**env, **extra_env}, log_dir, f"{prefix}{len(started)}")
+        started.append(server)
+        server.wait_healthy()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.close()

@@ -22,7 +22,6 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_REMOVED
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.base import STATE_PAUSED
 from flask import Flask
-from flask.testing import FlaskClient
 
 from scheduler_service.extensions import db
 from scheduler_service.firing.loop import FencedScheduler
@@ -32,16 +31,11 @@ from scheduler_service.runs.recorder import Fire, claim_many
 from scheduler_service.scheduler.backends import build_jobstore
 from tests.app_jobs import GATES
 from tests.helpers import ADMIN, OPERATOR, stand_in_job, wait_for
+from tests.helpers import add_job as add
 from tests.live_stores import Live, stop
 
 DATE_JOBS, INTERVAL_JOBS = 100, 50
 INTERVAL = timedelta(hours=1)
-
-
-def add(client: FlaskClient, body: dict) -> dict:
-    response = client.post("/scheduler/jobs", json=body, headers=ADMIN)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()
 
 
 def user_runs(app: Flask) -> list[Run]:

@@ -19,6 +19,8 @@ from scheduler_service.firing.loop import LEDGER_LIMIT, due_run_times
 from scheduler_service.scheduler.horizon import HORIZON_YEARS
 from scheduler_service.scheduler.limits import ID_RULE, MAX_ARGS_BYTES, MAX_ARGS_DEPTH
 from tests.helpers import ADMIN, OPERATOR, SEED, assert_error, wait_for
+from tests.helpers import add_job as add
+from tests.helpers import get_job as get
 
 HOURLY = {
     "id": "h",
@@ -28,18 +30,6 @@ HOURLY = {
     "hours": 1,
 }
 CRON = {"id": "c", "func": "jobs.examples:print_test", "args": ["x"], "trigger": "cron"}
-
-
-def add(client: FlaskClient, body: dict) -> dict:
-    response = client.post("/scheduler/jobs", json=body, headers=ADMIN)
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
-
-
-def get(client: FlaskClient, job_id: str) -> dict:
-    response = client.get(f"/scheduler/jobs/{job_id}", headers=ADMIN)
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
 
 
 def job_ids(client: FlaskClient) -> list[str]:

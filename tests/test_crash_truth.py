@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import wait_for
-from tests.server import ADMIN_PASSWORD, REPO_ROOT, Server, console_script, free_port
+from tests.server import ADMIN_PASSWORD, REPO_ROOT, Server, console_script, free_port, servers
 
 JOBS = 300  # the burst (issue 14 asks for at least 300)
 WORKERS = 20  # thread executor: 20 lines a second, so a 300-job burst lasts about 15 s
@@ -132,17 +132,7 @@ def start_service(
             pytest.fail(reason)
         pytest.skip(reason)
     kind = NamespacedServer if request.param == "pid1" else Server
-    servers: list[Server] = []
-
-    def start() -> Server:
-        server = kind(service_env, tmp_path, f"service{len(servers)}")
-        servers.append(server)
-        server.wait_healthy()
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
+    yield from servers(service_env, tmp_path, kind=kind, prefix="service")
 
 
 def work_seconds(i: int) -> float:

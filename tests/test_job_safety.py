@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 
 from scheduler_service.errors import ConfigError
 from tests.helpers import ADMIN, OPERATOR, VIEWER, assert_error, wait_for
+from tests.helpers import add_job as added
 
 SECRET = "s3cr3t-Value-4711"
 
@@ -42,12 +43,6 @@ def refused(client: FlaskClient, body: dict, *fields: str) -> dict[str, str]:
     errors = assert_error(client.post("/scheduler/jobs", json=body, headers=ADMIN), 400, *fields)
     assert client.get(f"/scheduler/jobs/{body['id']}", headers=ADMIN).status_code == 404
     return errors["errors"]
-
-
-def added(client: FlaskClient, body: dict) -> dict:
-    response = client.post("/scheduler/jobs", json=body, headers=ADMIN)
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
 
 
 def run_now(client: FlaskClient, job_id: str) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.hostile import closed_by_peer, exchange, read_response
-from tests.server import ADMIN_PASSWORD, REPO_ROOT, Server
+from tests.server import ADMIN_PASSWORD, REPO_ROOT, Server, servers
 
 TOKEN = "t0ken-for-the-server-limits"
 LIMIT = 1024 * 1024  # SCHEDULER_MAX_BODY_BYTES in the chunked test
@@ -32,7 +32,6 @@ P50_BOUND = 0.1
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start `scheduler-service run` servers with a strong admin password and a bearer token."""
-    servers: list[Server] = []
     base = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
     digest = hashlib.sha256(TOKEN.encode()).hexdigest()
     base.update(
@@ -41,16 +40,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         SCHEDULER_API_TOKENS=json.dumps([{"name": "ci", "role": "admin", "token_sha256": digest}]),
         PYTHONUNBUFFERED="1",
     )
-
-    def start(**extra_env: str) -> Server:
-        server = Server({**base, **extra_env}, tmp_path, f"server{len(servers)}")
-        servers.append(server)
-        server.wait_healthy()
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
+    yield from servers(base, tmp_path)
 
 
 def head(method: str, path: str, *lines: str) -> bytes:

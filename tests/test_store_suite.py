@@ -21,6 +21,8 @@ from flask.testing import FlaskClient
 from scheduler_service.scheduler.limits import ID_RULE, MAX_ARGS_BYTES
 from scheduler_service.scheduler.urls import parse_jobstore_url
 from tests.helpers import ADMIN, OPERATOR, SEED, wait_for
+from tests.helpers import add_job as add
+from tests.helpers import get_job as get
 from tests.live_stores import Live, stop
 
 pytestmark = pytest.mark.services
@@ -29,18 +31,6 @@ pytestmark = pytest.mark.services
 @pytest.fixture
 def client(store_app: Callable[..., Flask]) -> FlaskClient:
     return store_app().test_client()
-
-
-def add(client: FlaskClient, body: dict) -> dict:
-    response = client.post("/scheduler/jobs", json=body, headers=ADMIN)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()
-
-
-def get(client: FlaskClient, job_id: str) -> dict:
-    response = client.get(f"/scheduler/jobs/{job_id}", headers=ADMIN)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()
 
 
 def listing(client: FlaskClient, query: str = "") -> tuple[list[dict], int]:
