@@ -1,13 +1,13 @@
-"""Column types shared by the service's tables."""
+"""Column types shared by the service's tables, and the count of rows a statement changed."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import CursorResult, Dialect, Result
 
 
 def utcnow() -> datetime:
@@ -65,9 +65,19 @@ class ExactString(sa.TypeDecorator[str]):
     impl = sa.Unicode
     cache_ok = True
 
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
         collation = exact_collation(dialect)
         if collation is None:
-            return dialect.type_descriptor(sa.Unicode(self.impl.length))
-        varchar = mysql.VARCHAR(self.impl.length, charset="utf8mb4", collation=collation)
+            return dialect.type_descriptor(sa.Unicode(self.length))
+        varchar = mysql.VARCHAR(self.length, charset="utf8mb4", collation=collation)
         return dialect.type_descriptor(varchar)
+
+
+def changed_rows(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed: ``Session.execute`` is typed as returning
+    a ``Result``, and for those statements it is a ``CursorResult``, which counts them."""
+    return cast("CursorResult[Any]", result).rowcount or 0

@@ -75,7 +75,7 @@ def readyz() -> tuple[Response, int]:
         except ServiceUnavailable as exc:  # an unauthenticated probe names no host or driver
             log.warning("readiness: %s", exc.message)
             checks[f"jobstore:{alias}"] = "unreachable"
-            store_error.send(current_app._get_current_object(), kind="probe")
+            store_error.send(current_app._get_current_object(), kind="probe")  # type: ignore[attr-defined]
     try:
         db.session.execute(text("SELECT 1"))
         checks["database"] = "ok"

@@ -134,7 +134,7 @@ def _path_parameters(rule: Rule) -> list[dict[str, Any]]:
     parameters = []
     for name in _ARGUMENT.findall(rule.rule):
         # Werkzeug has no public map of a rule's converters.
-        converter = rule._converters[name]  # type: ignore[attr-defined]
+        converter = rule._converters[name]
         if isinstance(converter, IntegerConverter):
             schema: dict[str, Any] = {"type": "integer", "minimum": 0}
         elif isinstance(converter, FloatConverter):

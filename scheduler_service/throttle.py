@@ -43,6 +43,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from operator import methodcaller
 from typing import Any
 
 from flask import request
@@ -190,9 +191,9 @@ class LoginLimits:
     def failed(self, *, address: str, name: str | None) -> None:
         """Count a failed login from ``address`` (as ``name``, if one could be read)."""
         for item in self._per_address:
-            self._call(lambda limiter, item=item: limiter.hit(item, "address", address))
+            self._call(methodcaller("hit", item, "address", address))
         for item in self._per_user if name is not None else ():
-            self._call(lambda limiter, item=item: limiter.hit(item, "user", name))
+            self._call(methodcaller("hit", item, "user", name))
 
     def succeeded(self, *, address: str, name: str) -> None:
         """Remember that ``name`` logged in from ``address``."""
@@ -200,8 +201,8 @@ class LoginLimits:
 
     def _refuse_past(self, items: list[RateLimitItem], key: tuple[str, str], who: str) -> None:
         for item in items:
-            if not self._call(lambda limiter, item=item: limiter.test(item, *key)):
-                reset = self._call(lambda limiter, item=item: limiter.get_window_stats(item, *key))
+            if not self._call(methodcaller("test", item, *key)):
+                reset = self._call(methodcaller("get_window_stats", item, *key))
                 retry = max(1, math.ceil(reset[0] - time.time()))
                 raise TooManyRequests(
                     f"too many failed logins {who}; retry in {retry} s",

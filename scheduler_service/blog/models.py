@@ -39,7 +39,7 @@ post_tags = sa.Table(
 )
 
 
-class User(db.Model):  # type: ignore[name-defined,misc]
+class User(db.Model):  # type: ignore[name-defined]
     """A blog author."""
 
     __tablename__ = "blog_users"
@@ -61,7 +61,7 @@ class User(db.Model):  # type: ignore[name-defined,misc]
         return {"id": self.id, "name": self.name, "age": self.age}
 
 
-class Tag(db.Model):  # type: ignore[name-defined,misc]
+class Tag(db.Model):  # type: ignore[name-defined]
     """A label that blogs share."""
 
     __tablename__ = "blog_tags"
@@ -81,7 +81,7 @@ class Tag(db.Model):  # type: ignore[name-defined,misc]
         return {"id": self.id, "name": self.name}
 
 
-class Blog(db.Model):  # type: ignore[name-defined,misc]
+class Blog(db.Model):  # type: ignore[name-defined]
     """A blog post by one user, with any number of tags."""
 
     __tablename__ = "blog_posts"

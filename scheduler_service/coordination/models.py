@@ -17,7 +17,7 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-class ReplicaBeat(db.Model):  # type: ignore[name-defined,misc]
+class ReplicaBeat(db.Model):  # type: ignore[name-defined]
     """One process start of the service (a boot) and its last heartbeat."""
 
     __tablename__ = "scheduler_replicas"
@@ -50,7 +50,7 @@ class ReplicaBeat(db.Model):  # type: ignore[name-defined,misc]
         }
 
 
-class ClusterFlag(db.Model):  # type: ignore[name-defined,misc]
+class ClusterFlag(db.Model):  # type: ignore[name-defined]
     """Whether a group of replicas (SCHEDULER_COORDINATION_NAME) fires; ``version`` counts
     the changes, so that a replica applies each once."""
 

@@ -61,7 +61,9 @@ class RedisBackend(Backend):
 
     def leader(self) -> str | None:
         value = self.client.get(self.key)
-        return None if value is None else value.decode(errors="replace")
+        if isinstance(value, bytes):
+            return value.decode(errors="replace")
+        return value
 
     def publish(self) -> None:
         self.client.publish(self.channel, self.replica_id)

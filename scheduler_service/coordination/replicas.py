@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..dbtypes import utcnow
+from ..dbtypes import changed_rows, utcnow
 from ..extensions import db
 from ..runs.sweep import boots_with_open_runs, close_legacy_runs, close_runs_of
 from .models import ClusterFlag, ReplicaBeat
@@ -180,7 +180,7 @@ class ReplicaRegistry:
             .values(last_heartbeat=now, role=self._role())
         )
         db.session.commit()
-        if result.rowcount == 0:  # swept while cut off from the database: back again
+        if changed_rows(result) == 0:  # swept while cut off from the database: back again
             self._insert()
         paused, version = self._read_flag()
         if version != self.flag_version:
@@ -276,7 +276,7 @@ class ReplicaRegistry:
                 changed_by=self.replica_id,
             )
         )
-        if changed.rowcount == 0:
+        if changed_rows(changed) == 0:
             db.session.add(
                 ClusterFlag(
                     name=self.group,

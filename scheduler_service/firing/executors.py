@@ -143,7 +143,8 @@ class _RecordingPool:
         assert self.app is not None
         with self.app.app_context():
             ids = record_submitted(job=job, run_times=run_times, trigger=trigger, attempt=attempt)
-        return list(zip(run_times, ids or [None] * len(run_times), strict=True))
+        none: list[int | None] = [None] * len(run_times)
+        return list(zip(run_times, ids or none, strict=True))
 
     def _release(self, key: str) -> None:
         """Give back an instance reserved for runs that were not submitted."""
@@ -194,9 +195,12 @@ class _RecordingPool:
 class AppThreadPoolExecutor(_RecordingPool, ThreadPoolExecutor):
     """A thread pool whose jobs run, recorded, in the owning app's context."""
 
+    _pool: Any  # APScheduler's pool, replaced by ours in __init__
+
     def __init__(self, max_workers: int = 10, pool_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__(max_workers, pool_kwargs)
-        standard, self._pool = self._pool, WorkerPool(max_workers, **(pool_kwargs or {}))
+        standard = self._pool
+        self._pool = WorkerPool(max_workers, **(pool_kwargs or {}))
         standard.shutdown(wait=False)
 
     def start(self, scheduler: Any, alias: str) -> None:
@@ -218,6 +222,7 @@ class AppProcessPoolExecutor(_RecordingPool, ProcessPoolExecutor):
     """A process pool whose children build a job-only app to run and record jobs."""
 
     _settings: dict[str, Any] | None = None
+    _pool: Any  # APScheduler's pool, rebuilt in bind_app with the child initializer
 
     def bind_app(self, app: Flask, settings: dict[str, Any]) -> None:
         """Record submissions through ``app``; give the children ``settings`` for theirs."""

@@ -218,13 +218,13 @@ def _call(
         try:
             value = job.func(*args, **_call_kwargs(job, kwargs, cancel))
         except BaseException:
-            exc, tb = sys.exc_info()[1:]
+            error, tb = sys.exc_info()[1:]
             formatted = "".join(traceback.format_tb(tb))
             _logger.exception('Job "%s" raised an exception', job)
             log_text, log_cut = captured.text()
             traceback.clear_frames(tb)
             fields = {
-                "error": redact(f"{type(exc).__name__}: {exc}", secrets),
+                "error": redact(f"{type(error).__name__}: {error}", secrets),
                 "traceback": redact(formatted, secrets),
                 "log": redact(log_text, secrets),
                 "log_truncated": log_cut,

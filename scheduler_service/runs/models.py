@@ -40,7 +40,7 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-class Run(db.Model):  # type: ignore[name-defined,misc]
+class Run(db.Model):  # type: ignore[name-defined]
     """One run of one job."""
 
     __tablename__ = "scheduler_runs"

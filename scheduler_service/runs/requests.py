@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import update
 
-from ..dbtypes import utcnow
+from ..dbtypes import changed_rows, utcnow
 from ..extensions import db
 from .models import Run
 from .recorder import HOST, HistoryUnavailable, Origin, current_origin, insert_rows, run_row
@@ -97,7 +97,7 @@ def take_pending(run_id: int) -> bool:
         )
     )
     db.session.commit()
-    return result.rowcount == 1
+    return changed_rows(result) == 1
 
 
 def cancel_pending(run_id: int, *, reason: str) -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, select
 
+from ..dbtypes import changed_rows
 from ..extensions import db
 from .models import FINAL_STATES, Run
 from .recorder import utcnow
@@ -30,7 +31,7 @@ def prune_runs(*, max_age_days: float, max_per_job: int) -> int:
     if max_age_days > 0:
         cutoff = utcnow() - timedelta(days=max_age_days)
         result = db.session.execute(delete(Run).where(finished, Run.scheduled_run_time < cutoff))
-        deleted += result.rowcount or 0
+        deleted += changed_rows(result)
     if max_per_job > 0:
         crowded = db.session.scalars(
             select(Run.job_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import cast
 
 from flask import current_app
 from sqlalchemy import Select, func, select
@@ -58,7 +59,7 @@ def page_of(
     page = db.session.scalars(
         query.order_by(Run.scheduled_run_time.desc(), Run.id.desc()).limit(limit).offset(offset)
     ).all()
-    return list(page), total
+    return cast("list[Run]", list(page)), total
 
 
 def count_open_runs(job_id: str) -> int:

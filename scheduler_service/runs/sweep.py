@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import update
 
-from ..dbtypes import utcnow
+from ..dbtypes import changed_rows, utcnow
 from ..extensions import db
 from .models import OPEN_STATES, Run
 from .recorder import HOST
@@ -38,7 +38,7 @@ def close_runs_of(boots: Collection[str]) -> int:
             .where(table.c.boot.in_(list(boots)), table.c.state == state)
             .values(state="unknown", finished_at=now, error=reason)
         )
-        closed += result.rowcount or 0
+        closed += changed_rows(result)
     db.session.commit()
     return closed
 

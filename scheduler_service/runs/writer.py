@@ -90,7 +90,7 @@ def _statement(from_states: tuple[str, ...], columns: tuple[str, ...]) -> Update
 
 
 def _parameters(change: RunChange) -> dict[str, Any]:
-    row = {"_run_id": change.run_id}
+    row: dict[str, Any] = {"_run_id": change.run_id}
     row.update({f"_set_{column}": value for column, value in change.values.items()})
     row.update({f"_from{i}": state for i, state in enumerate(change.from_states)})
     return row

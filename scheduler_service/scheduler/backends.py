@@ -195,7 +195,7 @@ _ZOOKEEPER_STORE_KEYS = ("path", "close_connection_on_exit", "pickle_protocol")
 def _bounded_kazoo_client() -> type:
     from kazoo.client import KazooClient
 
-    class BoundedKazooClient(KazooClient):  # type: ignore[misc]
+    class BoundedKazooClient(KazooClient):
         """Give up after TIMEOUT s: ZooKeeperJobStore.start() calls start() bare (15 s)."""
 
         def start(self, timeout: float = TIMEOUT) -> None:
@@ -369,6 +369,7 @@ def build_executor(alias: str, spec: Mapping[str, Any] | BaseExecutor) -> BaseEx
         given = "no type" if type_ is None else f"unknown type {type_!r}"
         raise ConfigError(f"{where}: {given}; known types: {', '.join(EXECUTOR_TYPES)}")
     type_ = _EXECUTOR_ALIASES.get(type_, type_)
+    assert type_ is not None  # one of EXECUTOR_TYPES, checked above
     workers = options.get("max_workers", 1)
     if type(workers) is not int or workers < 1:
         raise ConfigError(f"{where}: max_workers must be a positive integer, got {workers!r}")

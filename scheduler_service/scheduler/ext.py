@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -75,7 +76,7 @@ class ServiceScheduler(APScheduler):
         super().__init__(scheduler=FencedScheduler())
         self._jobstore_instances = jobstores
         self._executor_instances = executors
-        self.declared: list[JobSpec] = []
+        self.declared: Sequence[JobSpec] = ()
         self.service: JobService
         self.replica_id = replica_id
         self.election = election

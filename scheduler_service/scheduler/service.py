@@ -93,7 +93,7 @@ def store_errors() -> Iterator[None]:
             raise
         log.warning("job store unavailable: %s", type(exc).__name__)
         if has_app_context():
-            store_error.send(current_app._get_current_object(), kind="api")
+            store_error.send(current_app._get_current_object(), kind="api")  # type: ignore[attr-defined]
         raise ServiceUnavailable(f"the job store is unavailable ({type(exc).__name__})") from None
 
 
