@@ -76,6 +76,7 @@ def _app_or_exit(
 
 
 @click.group()
+@click.version_option(package_name="scheduler-service", prog_name="scheduler-service")
 @click.option(
     "--log-level",
     default="INFO",

@@ -600,3 +600,11 @@ def test_startup_objects_are_frozen_out_of_the_collector() -> None:
         assert gc.get_freeze_count() > 1000  # the interpreter's and the test's own objects
     finally:
         gc.unfreeze()
+
+
+def test_version_names_the_installed_package(runner: CliRunner) -> None:
+    from importlib.metadata import version
+
+    result = runner.invoke(main, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"scheduler-service, version {version('scheduler-service')}"
