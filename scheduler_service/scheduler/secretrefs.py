@@ -29,12 +29,13 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from .urls import mask
+
 log = logging.getLogger(__name__)
 
 KEY = "secret"
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 RESERVED_PREFIX = "SCHEDULER_"  # the service's own settings: never a job's
-MASK = "***"
 
 
 class SecretUnavailable(RuntimeError):
@@ -134,19 +135,16 @@ def resolve_references(
     return resolved_args, resolved_kwargs, values
 
 
-def _forms(values: Sequence[str]) -> list[str]:
-    """Each value as it may appear in text: as is, JSON-escaped, repr-escaped; longest first."""
-    forms = {f for v in values if v for f in (v, json.dumps(v)[1:-1], repr(v)[1:-1]) if f}
-    return sorted(forms, key=len, reverse=True)
+def _forms(values: Sequence[str]) -> set[str]:
+    """Each value as it may appear in text: as is, JSON-escaped, repr-escaped."""
+    return {f for v in values if v for f in (v, json.dumps(v)[1:-1], repr(v)[1:-1]) if f}
 
 
 def redact(text: str | None, values: Sequence[str]) -> str | None:
     """Replace every occurrence of the values in ``text`` with ***."""
     if not text or not values:
         return text
-    for form in _forms(values):
-        text = text.replace(form, MASK)
-    return text
+    return mask(text, _forms(values))
 
 
 def redact_value(value: Any, values: Sequence[str]) -> Any:

@@ -60,12 +60,16 @@ def secrets_in(options: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(secret for secret in found if secret)
 
 
-def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """Return ``text`` with URL passwords and each of ``secrets`` replaced by ``***``."""
-    text = _URL_IN_TEXT.sub(lambda match: redact_url(match[0]), text)
-    for secret in sorted(secrets, key=len, reverse=True):
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """Return ``text`` with each of ``secrets`` (the longest first) replaced by ``***``."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """Return ``text`` with URL passwords and each of ``secrets`` replaced by ``***``."""
+    return mask(_URL_IN_TEXT.sub(lambda match: redact_url(match[0]), text), secrets)
 
 
 def parse_jobstore_url(url: str) -> tuple[str, dict[str, Any]]:
