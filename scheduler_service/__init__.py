@@ -131,15 +131,14 @@ def create_app(
     :raises ConfigError: a setting, a job store or a declared job is invalid (the message
         names the key or job).
     """
-    from . import docs, events, health
-    from .api import jobs, runs, scheduler
+    from .api import docs, events, health, jobs, metrics, runs, scheduler
+    from .api.events import init_events
+    from .api.metrics import init_metrics
     from .auth import init_auth
     from .blog import v1 as blog_v1
     from .devadmin import ensure_dev_admin
     from .errors import register_error_handlers
-    from .events import init_events
     from .guards import init_guards
-    from .metrics import init_metrics
     from .scheduler.ext import init_scheduler, start_scheduler
     from .settings import load_settings
 
@@ -158,7 +157,10 @@ def create_app(
     init_metrics(app, extension)
     init_events(app, extension)
 
+    # Every route of the service: the probes, the metrics and the docs at the root, the blog
+    # under /blog/v1, the scheduler API under its prefix (Flask-APScheduler's /scheduler).
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(blog_v1.bp)
     if app.config["SCHEDULER_API_ENABLED"]:

@@ -196,7 +196,10 @@ class Authenticator:
         else:
             principal = None
         if principal is None:
-            raise Unauthorized("authentication required" if not header else "wrong credentials")
+            raise Unauthorized(
+                "authentication required" if not header else "wrong credentials",
+                headers={"WWW-Authenticate": www_authenticate_header()},
+            )
         return principal
 
     def _login(self, credentials: str) -> Principal | None:

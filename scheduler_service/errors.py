@@ -66,6 +66,8 @@ class ValidationFailed(BadRequest):
 
 
 class Unauthorized(ServiceError):
+    """Raised with the ``WWW-Authenticate`` header of the scheme the service asks for."""
+
     code = 401
 
 
@@ -135,10 +137,6 @@ def error_response(code: int, message: str, *, errors: dict[str, Any] | None = N
 def _handle_service_error(error: ServiceError) -> Response:
     response = error_response(error.code, error.message, errors=error.errors)
     response.headers.update(error.headers)
-    if isinstance(error, Unauthorized):
-        from .auth import www_authenticate_header  # auth imports errors, not the reverse at load
-
-        response.headers["WWW-Authenticate"] = www_authenticate_header()
     return response
 
 

@@ -8,7 +8,7 @@ import threading
 import time
 from collections import defaultdict
 
-from scheduler_service.events import EventHub
+from scheduler_service.api.events import EventHub
 
 PUBLISHERS, EACH = 8, 500
 

@@ -178,7 +178,7 @@ def test_json_nested_1000_deep_is_400(
 
 def test_json_at_the_depth_limit_is_parsed(api: FlaskClient) -> None:
     # The job object is one level, its args list a second: 30 more reach the default 32.
-    from scheduler_service.api.request import nesting_depth
+    from scheduler_service.web import nesting_depth
 
     job = {**SEED, "args": [json.loads(nested(30))]}
     assert nesting_depth(json.dumps(job).encode()) == 32
@@ -203,7 +203,7 @@ def test_json_at_the_depth_limit_is_parsed(api: FlaskClient) -> None:
     ],
 )
 def test_nesting_depth(raw: bytes, depth: int) -> None:
-    from scheduler_service.api.request import nesting_depth
+    from scheduler_service.web import nesting_depth
 
     assert nesting_depth(raw) == depth
 

@@ -119,7 +119,7 @@ def test_readyz_fails_when_the_database_is_unreachable(make_app: Callable[..., F
 def test_healthz_fails_while_the_scheduler_loop_is_stuck(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from scheduler_service import health
+    from scheduler_service.api import health
 
     client = app.test_client()
     scheduler = app.extensions["scheduler_service"].scheduler

@@ -9,7 +9,7 @@ from ..openapi import describe
 from ..scheduler.ext import get_job_service
 from ..scheduler.serialize import job_to_dict
 from ..scheduler.specs import JobSpec
-from .request import check_at_most, check_choice, json_body, json_object, query_args
+from ..web import check_at_most, check_choice, json_body, json_object, query_args
 from .schemas import JobListQuery, JobOut, JobPatch
 
 bp = Blueprint("jobs", __name__)

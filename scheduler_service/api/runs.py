@@ -12,7 +12,7 @@ from ..openapi import describe
 from ..runs.ledger import list_fires
 from ..runs.service import get_run, list_runs, wait_for_outcome
 from ..scheduler.ext import get_job_service
-from .request import check_at_most, query_args
+from ..web import check_at_most, query_args
 from .schemas import AllRunsQuery, FireListQuery, FireOut, RunListQuery, RunNowQuery, RunOut
 
 bp = Blueprint("runs", __name__)

@@ -14,7 +14,7 @@ from ..errors import Conflict, ServiceUnavailable, ValidationFailed, validation_
 from ..openapi import describe
 from ..scheduler.callables import list_tasks
 from ..scheduler.ext import get_scheduler, scheduler_info, start_scheduler
-from .request import json_object
+from ..web import json_object
 from .schemas import ClusterOut, SchedulerInfo, ShutdownBody, Task
 
 bp = Blueprint("scheduler", __name__)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, url_for
 
-from ...api.request import json_object, query_args
 from ...auth import require_role
 from ...openapi import describe
+from ...web import json_object, query_args
 from .. import load_service
 from ..schemas import BlogIn, BlogOut, BlogPatch, BlogQuery
 

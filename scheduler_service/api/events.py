@@ -21,11 +21,11 @@ from apscheduler.events import EVENT_JOB_ADDED, EVENT_JOB_MODIFIED, EVENT_JOB_RE
 from flask import Blueprint, Flask, Response, current_app, g, request
 from pydantic import BaseModel, ConfigDict
 
-from .api.request import query_args
-from .errors import ServiceUnavailable, TooManyRequests
-from .firing.lifecycle import RunEvent
-from .openapi import describe
-from .scheduler.ext import ServiceScheduler
+from ..errors import ServiceUnavailable, TooManyRequests
+from ..firing.lifecycle import RunEvent
+from ..openapi import describe
+from ..scheduler.ext import ServiceScheduler
+from ..web import query_args
 
 EXTENSION_KEY = "scheduler_service.events"
 KEEP = 1000  # events kept for replay
@@ -191,7 +191,7 @@ class StreamSlots:
 
 
 def init_events(app: Flask, extension: ServiceScheduler) -> EventHub:
-    """Publish ``app``'s job and run events; serve them at <prefix>/events."""
+    """Publish ``app``'s job and run events; ``bp`` serves them at <prefix>/events."""
     slots = StreamSlots(
         app.config["SCHEDULER_EVENT_STREAMS"], app.config["SCHEDULER_EVENT_STREAMS_PER_USER"]
     )

@@ -13,8 +13,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory, url_for
 from swagger_ui_bundle import swagger_ui_path
 
-from .errors import NotFound
-from .openapi import build_document, describe
+from ..errors import NotFound
+from ..openapi import build_document, describe
 
 EXTENSION_KEY = "scheduler_service.openapi"
 # The files /docs loads; nothing else of the bundle is served.

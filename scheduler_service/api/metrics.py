@@ -24,11 +24,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from .firing.lifecycle import RunEvent
-from .openapi import describe
-from .scheduler.ext import ServiceScheduler
-from .scheduler.paging import count_jobs
-from .scheduler.service import store_error
+from ..firing.lifecycle import RunEvent
+from ..openapi import describe
+from ..scheduler.ext import ServiceScheduler
+from ..scheduler.paging import count_jobs
+from ..scheduler.service import store_error
 
 log = logging.getLogger(__name__)
 
@@ -158,13 +158,12 @@ class ServiceMetrics:
 
 
 def init_metrics(app: Flask, extension: ServiceScheduler) -> None:
-    """Attach metrics to ``app``'s scheduler and serve them at /metrics."""
+    """Collect ``app``'s metrics (its scheduler, its run events); ``bp`` serves them."""
     metrics = ServiceMetrics(extension)
     if extension.lifecycle is not None:
         extension.lifecycle.subscribe(metrics.on_run)
     store_error.connect(metrics.on_store_error, sender=app, weak=False)
     app.extensions[EXTENSION_KEY] = metrics
-    app.register_blueprint(bp)
 
 
 @bp.get("/metrics")

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from flask import current_app, request
 from pydantic import BaseModel, ValidationError
 
-from ..errors import BadRequest, validation_errors
+from .errors import BadRequest, validation_errors
 
 M = TypeVar("M", bound=BaseModel)
 # A JSON string, escapes included; an unterminated one runs to the end. Possessive, and unable
