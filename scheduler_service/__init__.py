@@ -136,10 +136,11 @@ def create_app(
     from .api.metrics import init_metrics
     from .auth import init_auth
     from .blog import v1 as blog_v1
+    from .control.build import init_scheduler
+    from .control.startup import start_scheduler
     from .devadmin import ensure_dev_admin
     from .errors import register_error_handlers
     from .guards import init_guards
-    from .scheduler.ext import init_scheduler, start_scheduler
     from .settings import load_settings
 
     app = _base_app(load_settings(config))

@@ -107,7 +107,7 @@ def main(log_level: str) -> None:
 def run(host: str, port: int, threads: int) -> None:
     """Serve the API with waitress (one process) and fire jobs; SIGTERM or Ctrl-C stops."""
     _one_malloc_arena()
-    from .scheduler.ext import start_scheduler
+    from .control.startup import start_scheduler
     from .server import create_server
 
     app = _app_or_exit(start=False)
@@ -157,8 +157,8 @@ def check_config() -> None:
     Nothing is written: no folder, file, password or migration. A SQLite file that does not
     exist yet is reported as one the service will create.
     """
+    from .control import get_scheduler
     from .errors import ServiceUnavailable
-    from .scheduler.ext import get_scheduler
 
     app = _app_or_exit({"SCHEDULER_AUTOSTART": False}, check=True)
     with app.app_context():
@@ -216,7 +216,7 @@ def upgrade_db() -> None:
 @main.command("jobs")
 def list_jobs() -> None:
     """List the jobs in every job store (fires nothing)."""
-    from .scheduler.ext import get_job_service
+    from .control import get_job_service
     from .scheduler.serialize import iso
 
     app = _app_or_exit({"SCHEDULER_START_PAUSED": True})

@@ -14,7 +14,6 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from flask import Flask
@@ -24,6 +23,7 @@ from werkzeug.routing import FloatConverter, IntegerConverter, PathConverter, Ru
 from .auth import PUBLIC_ENDPOINTS, ROLES, required_role
 from .errors import ErrorBody
 from .schema30 import to_openapi30
+from .version import service_version
 
 F = TypeVar("F", bound=Callable[..., Any])
 REF = "#/components/schemas/{model}"
@@ -286,15 +286,11 @@ def build_document(app: Flask) -> dict[str, Any]:
         for method in sorted((rule.methods or set()) - _AUTOMATIC_METHODS):
             operation = _operation(app, rule, method, components)
             paths.setdefault(_ARGUMENT.sub(r"{\1}", rule.rule), {})[method.lower()] = operation
-    try:
-        service_version = version("scheduler-service")
-    except PackageNotFoundError:
-        service_version = "unknown"
     return {
         "openapi": "3.0.3",
         "info": {
             "title": "scheduler-service",
-            "version": service_version,
+            "version": service_version(),
             "description": "A job-scheduling control plane: Flask-APScheduler's REST API, "
             "behind authentication. Every answer that is not 2xx has the ErrorBody shape.",
         },

@@ -21,10 +21,10 @@ from apscheduler.events import EVENT_JOB_ADDED, EVENT_JOB_MODIFIED, EVENT_JOB_RE
 from flask import Blueprint, Flask, Response, current_app, g, request
 from pydantic import BaseModel, ConfigDict
 
+from ..control import ServiceScheduler
 from ..errors import ServiceUnavailable, TooManyRequests
 from ..firing.lifecycle import RunEvent
 from ..openapi import describe
-from ..scheduler.ext import ServiceScheduler
 from ..web import query_args
 
 EXTENSION_KEY = "scheduler_service.events"

@@ -11,11 +11,12 @@ from flask import Blueprint, Response, current_app, jsonify
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from ..control import get_scheduler
+from ..control.info import state_name
 from ..errors import ServiceUnavailable
 from ..extensions import db
 from ..openapi import describe
 from ..scheduler.backends import probe_jobstore
-from ..scheduler.ext import get_scheduler, state_name
 from ..scheduler.service import store_error
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 
 from ..auth import require_role
+from ..control import get_job_service
 from ..openapi import describe
-from ..scheduler.ext import get_job_service
 from ..scheduler.serialize import job_to_dict
 from ..scheduler.specs import JobSpec
 from ..web import check_at_most, check_choice, json_body, json_object, query_args

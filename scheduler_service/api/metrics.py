@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from apscheduler.schedulers.base import STATE_STOPPED
 from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,9 +25,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from ..control import ServiceScheduler
 from ..firing.lifecycle import RunEvent
 from ..openapi import describe
-from ..scheduler.ext import ServiceScheduler
 from ..scheduler.paging import count_jobs
 from ..scheduler.service import store_error
 
@@ -61,9 +62,7 @@ class _SchedulerCollector:
         state.add_metric([], self.extension.state)
         yield state
         firing = GaugeMetricFamily("scheduler_firing", "1 when this process fires jobs")
-        firing.add_metric(
-            [], float(self.extension.state == 1 and self.extension.may_fire and self.leader)
-        )
+        firing.add_metric([], float(self.extension.firing))
         yield firing
         leader = GaugeMetricFamily("scheduler_leader", "1 when this replica is the leader")
         leader.add_metric([], float(self.leader))
@@ -76,7 +75,7 @@ class _SchedulerCollector:
         changes.add_metric([], election.changes if election is not None else 0)
         yield changes
         jobs = GaugeMetricFamily("scheduler_jobs", "Jobs in each job store", labels=["jobstore"])
-        if self.extension.state != 0:
+        if self.extension.state != STATE_STOPPED:
             for alias, store in self.extension.jobstores.items():
                 try:
                     jobs.add_metric([alias], count_jobs(store))

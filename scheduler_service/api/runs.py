@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, current_app, jsonify
 
 from ..auth import require_role
+from ..control import get_job_service
 from ..errors import BadRequest, NotFound
 from ..openapi import describe
 from ..runs.ledger import list_fires
 from ..runs.service import get_run, list_runs, wait_for_outcome
-from ..scheduler.ext import get_job_service
 from ..web import check_at_most, query_args
 from .schemas import AllRunsQuery, FireListQuery, FireOut, RunListQuery, RunNowQuery, RunOut
 

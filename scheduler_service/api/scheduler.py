@@ -10,10 +10,12 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..auth import require_role
+from ..control import get_scheduler
+from ..control.info import scheduler_info
+from ..control.startup import start_scheduler
 from ..errors import Conflict, ServiceUnavailable, ValidationFailed, validation_errors
 from ..openapi import describe
 from ..scheduler.callables import list_tasks
-from ..scheduler.ext import get_scheduler, scheduler_info, start_scheduler
 from ..web import json_object
 from .schemas import ClusterOut, SchedulerInfo, ShutdownBody, Task
 

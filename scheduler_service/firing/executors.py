@@ -195,19 +195,28 @@ class _RecordingPool:
 class AppThreadPoolExecutor(_RecordingPool, ThreadPoolExecutor):
     """A thread pool whose jobs run, recorded, in the owning app's context."""
 
+    kind = "threadpool"
     _pool: Any  # APScheduler's pool, replaced by ours in __init__
 
     def __init__(self, max_workers: int = 10, pool_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__(max_workers, pool_kwargs)
+        self.max_workers = max_workers
+        self.pool_kwargs = dict(pool_kwargs or {})
         standard = self._pool
-        self._pool = WorkerPool(max_workers, **(pool_kwargs or {}))
+        self._pool = WorkerPool(max_workers, **self.pool_kwargs)
+        self._pool_closed = False
         standard.shutdown(wait=False)
 
     def start(self, scheduler: Any, alias: str) -> None:
         # APScheduler keeps a shut-down pool across POST /shutdown then /start: renew it.
-        if self._pool._shutdown:
-            self._pool = WorkerPool(self._pool._max_workers)
+        if self._pool_closed:
+            self._pool = WorkerPool(self.max_workers, **self.pool_kwargs)
+            self._pool_closed = False
         super().start(scheduler, alias)
+
+    def shutdown(self, wait: bool = True) -> None:
+        super().shutdown(wait)
+        self._pool_closed = True
 
     def bind_app(self, app: Flask, settings: dict[str, Any]) -> None:
         """Run and record jobs through ``app`` from now on."""
@@ -221,8 +230,15 @@ class AppThreadPoolExecutor(_RecordingPool, ThreadPoolExecutor):
 class AppProcessPoolExecutor(_RecordingPool, ProcessPoolExecutor):
     """A process pool whose children build a job-only app to run and record jobs."""
 
+    kind = "processpool"
     _settings: dict[str, Any] | None = None
     _pool: Any  # APScheduler's pool, rebuilt in bind_app with the child initializer
+
+    def __init__(self, max_workers: int = 10, pool_kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__(max_workers, pool_kwargs)
+        self.max_workers = max_workers
+        self._pool_closed = False
+        self._watchers = self._new_watchers()
 
     def bind_app(self, app: Flask, settings: dict[str, Any]) -> None:
         """Record submissions through ``app``; give the children ``settings`` for theirs."""
@@ -231,22 +247,30 @@ class AppProcessPoolExecutor(_RecordingPool, ProcessPoolExecutor):
         self._settings = settings
         self.pool_kwargs.update(initializer=build_child_app, initargs=(settings,))
         idle = self._pool
-        self._pool = idle.__class__(idle._max_workers, **self.pool_kwargs)
+        self._pool = self._new_pool()
         idle.shutdown(wait=False)
-        self._watchers = concurrent.futures.ThreadPoolExecutor(
-            idle._max_workers, thread_name_prefix="timeout-watch"
-        )
 
     def start(self, scheduler: Any, alias: str) -> None:
         # APScheduler keeps a shut-down pool across POST /shutdown then /start: renew it.
-        if self._pool._shutdown_thread:
-            self._pool = self._pool.__class__(self._pool._max_workers, **self.pool_kwargs)
-        watchers = getattr(self, "_watchers", None)
-        if watchers is not None and watchers._shutdown:
-            self._watchers = concurrent.futures.ThreadPoolExecutor(
-                watchers._max_workers, thread_name_prefix="timeout-watch"
-            )
+        if self._pool_closed:
+            self._pool = self._new_pool()
+            self._watchers = self._new_watchers()
+            self._pool_closed = False
         super().start(scheduler, alias)
+
+    def shutdown(self, wait: bool = True) -> None:
+        super().shutdown(wait)
+        self._watchers.shutdown(wait=wait)
+        self._pool_closed = True
+
+    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        return concurrent.futures.ProcessPoolExecutor(self.max_workers, **self.pool_kwargs)
+
+    def _new_watchers(self) -> concurrent.futures.ThreadPoolExecutor:
+        """Threads that wait on the runs with a timeout, each in a child of its own."""
+        return concurrent.futures.ThreadPoolExecutor(
+            self.max_workers, thread_name_prefix="timeout-watch"
+        )
 
     def _pool_submit(self, work: Attempt) -> concurrent.futures.Future:
         timeout = policy_of(work.job.trigger).timeout
@@ -256,7 +280,7 @@ class AppProcessPoolExecutor(_RecordingPool, ProcessPoolExecutor):
             return self._pool.submit(run_in_child_app, work)
         except BrokenProcessPool:  # a child died: start a fresh pool, as APScheduler does
             self._logger.warning("Process pool is broken; replacing pool with a fresh instance")
-            self._pool = self._pool.__class__(self._pool._max_workers, **self.pool_kwargs)
+            self._pool = self._new_pool()
             return self._pool.submit(run_in_child_app, work)
 
     def _run_dedicated(
@@ -314,9 +338,3 @@ class AppProcessPoolExecutor(_RecordingPool, ProcessPoolExecutor):
             if run_id is not None
         ]
         return events, changes
-
-    def shutdown(self, wait: bool = True) -> None:
-        super().shutdown(wait)
-        watchers = getattr(self, "_watchers", None)
-        if watchers is not None:
-            watchers.shutdown(wait)
