@@ -154,7 +154,7 @@ def create_app(
     # the credentials (within the failed-login limits).
     init_guards(app)
     init_auth(app)
-    extension = init_scheduler(app)
+    extension = init_scheduler(app, job_app=create_job_app)
     init_metrics(app, extension)
     init_events(app, extension)
 

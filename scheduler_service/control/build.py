@@ -3,6 +3,7 @@ the leader election and the replica registry, wired together; then the declared 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +21,7 @@ from flask import Flask
 from ..coordination import LeaderElection, build_backend, coordination_kind, default_replica_id
 from ..coordination.replicas import ReplicaRegistry
 from ..errors import ConfigError
-from ..firing.executors import child_settings
+from ..firing.executors import child_app
 from ..firing.lifecycle import init_lifecycle
 from ..runs.recorder import ORIGIN_KEY, Origin
 from ..runs.writer import init_run_writer
@@ -44,8 +45,9 @@ def _jobstore_settings(config: dict[str, Any], instance_path: Path) -> dict[str,
     return stores
 
 
-def init_scheduler(app: Flask) -> ServiceScheduler:
-    """Build the scheduler extension for ``app`` and validate the declared jobs.
+def init_scheduler(app: Flask, *, job_app: Callable[[dict[str, Any]], Flask]) -> ServiceScheduler:
+    """Build the scheduler extension for ``app`` and validate the declared jobs; process-pool
+    children build their app with ``job_app`` (create_job_app).
 
     :raises ConfigError: a store, executor or declared job is invalid.
     """
@@ -61,10 +63,10 @@ def init_scheduler(app: Flask) -> ServiceScheduler:
     if "default" not in executors:
         raise ConfigError("SCHEDULER_EXECUTORS: needs a 'default' executor")
     lifecycle = init_lifecycle(app)
-    settings = child_settings(config)
+    child = child_app(job_app, config)
     for executor in executors.values():
         if hasattr(executor, "bind_app"):  # ours; an executor instance from config may not be
-            executor.bind_app(app, settings)
+            executor.bind_app(app, child)
     replica_id = config["SCHEDULER_REPLICA_ID"] or default_replica_id()
     election = _build_election(config, stores, replica_id)
     registry = ReplicaRegistry(

@@ -35,8 +35,9 @@ from .lifecycle import Fire, RunEvent, RunLifecycle, lifecycle_of
 from .pool import WorkerPool
 from .worker import (
     Attempt,
+    ChildApp,
     build_child_app,
-    child_settings,
+    child_app,
     run_in_app,
     run_in_child_app,
     run_in_dedicated_process,
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from apscheduler.job import Job
     from flask import Flask
 
-__all__ = ["AppProcessPoolExecutor", "AppThreadPoolExecutor", "child_settings"]
+__all__ = ["AppProcessPoolExecutor", "AppThreadPoolExecutor", "ChildApp", "child_app"]
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ class AppThreadPoolExecutor(_RecordingPool, ThreadPoolExecutor):
         super().shutdown(wait)
         self._pool_closed = True
 
-    def bind_app(self, app: Flask, settings: dict[str, Any]) -> None:
+    def bind_app(self, app: Flask, child: ChildApp) -> None:
         """Run and record jobs through ``app`` from now on."""
         self.app = app
         self.lifecycle = lifecycle_of(app)
@@ -231,7 +232,7 @@ class AppProcessPoolExecutor(_RecordingPool, ProcessPoolExecutor):
     """A process pool whose children build a job-only app to run and record jobs."""
 
     kind = "processpool"
-    _settings: dict[str, Any] | None = None
+    _child: ChildApp | None = None
     _pool: Any  # APScheduler's pool, rebuilt in bind_app with the child initializer
 
     def __init__(self, max_workers: int = 10, pool_kwargs: dict[str, Any] | None = None) -> None:
@@ -240,12 +241,12 @@ class AppProcessPoolExecutor(_RecordingPool, ProcessPoolExecutor):
         self._pool_closed = False
         self._watchers = self._new_watchers()
 
-    def bind_app(self, app: Flask, settings: dict[str, Any]) -> None:
-        """Record submissions through ``app``; give the children ``settings`` for theirs."""
+    def bind_app(self, app: Flask, child: ChildApp) -> None:
+        """Record submissions through ``app``; the children build theirs as ``child`` says."""
         self.app = app
         self.lifecycle = lifecycle_of(app)
-        self._settings = settings
-        self.pool_kwargs.update(initializer=build_child_app, initargs=(settings,))
+        self._child = child
+        self.pool_kwargs.update(initializer=build_child_app, initargs=(child,))
         idle = self._pool
         self._pool = self._new_pool()
         idle.shutdown(wait=False)
@@ -274,7 +275,7 @@ class AppProcessPoolExecutor(_RecordingPool, ProcessPoolExecutor):
 
     def _pool_submit(self, work: Attempt) -> concurrent.futures.Future:
         timeout = policy_of(work.job.trigger).timeout
-        if timeout is not None and self._settings is not None:
+        if timeout is not None and self._child is not None:
             return self._watchers.submit(self._run_dedicated, timeout, work)
         try:
             return self._pool.submit(run_in_child_app, work)
@@ -290,7 +291,7 @@ class AppProcessPoolExecutor(_RecordingPool, ProcessPoolExecutor):
         context = multiprocessing.get_context("spawn")
         receive, send = context.Pipe(duplex=False)
         child = context.Process(
-            target=run_in_dedicated_process, args=(self._settings, send, work), daemon=True
+            target=run_in_dedicated_process, args=(self._child, send, work), daemon=True
         )
         child.start()
         send.close()

@@ -14,7 +14,7 @@ import logging
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -53,18 +53,25 @@ _CHILD_OVERRIDES: dict[str, Any] = {
 }
 
 
-def child_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """Return the picklable settings from which a child builds its job-only app."""
+class ChildApp(NamedTuple):
+    """How a process-pool child builds its job-only app: the factory (``create_job_app``,
+    handed down by ``create_app``, so the engine never imports the package root; it pickles
+    by name) and the settings it is given."""
+
+    factory: Callable[[dict[str, Any]], Flask]
+    settings: dict[str, Any]
+
+
+def child_app(factory: Callable[[dict[str, Any]], Flask], config: Any) -> ChildApp:
+    """Return how a child builds its job-only app from ``config`` (picklable settings)."""
     settings = {k: v for k, v in config.items() if k.startswith("SCHEDULER_")}
-    return {**settings, **_CHILD_OVERRIDES}
+    return ChildApp(factory, {**settings, **_CHILD_OVERRIDES})
 
 
-def build_child_app(settings: dict[str, Any]) -> None:
+def build_child_app(child: ChildApp) -> None:
     """Pool initializer: build the job-only app of this child process, once."""
     global _child_app
-    from scheduler_service import create_job_app
-
-    _child_app = create_job_app(settings)
+    _child_app = child.factory(child.settings)
 
 
 def _takes_cancel(func: Any) -> bool:
@@ -267,8 +274,8 @@ def run_in_child_app(attempt: Attempt) -> Report:
         return execute(attempt, in_thread=False)
 
 
-def run_in_dedicated_process(settings: dict[str, Any], conn: Any, attempt: Attempt) -> None:
+def run_in_dedicated_process(child: ChildApp, conn: Any, attempt: Attempt) -> None:
     """Entry point of a dedicated child (a job with a timeout): run, send the report back."""
-    build_child_app(settings)
+    build_child_app(child)
     conn.send(run_in_child_app(attempt))
     conn.close()

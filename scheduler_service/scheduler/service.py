@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from apscheduler.job import Job
 from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
@@ -43,8 +43,19 @@ from .specs import (
     resolve_options,
 )
 
-if TYPE_CHECKING:
-    from ..firing.lifecycle import RunLifecycle
+
+class RunRequests(Protocol):
+    """What the job service needs of the run lifecycle (firing/lifecycle.py) for manual runs:
+    the domain asks the engine through this, and never imports it."""
+
+    def request(self, job: Job, *, trigger: str) -> int:
+        """Record a pending run of ``job`` for the leader to take; return its id."""
+        ...
+
+    def refuse(self, job: Job, *, reason: str) -> None:
+        """Record a run refused at once as skipped."""
+        ...
+
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +116,7 @@ class JobService:
         scheduler: BaseScheduler,
         context: JobContext,
         *,
-        lifecycle: RunLifecycle | None = None,
+        lifecycle: RunRequests | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.context = context
