@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, overload
 
 from ..errors import ConfigError, ServiceError, Unprocessable
-from .specs import JobContext, JobSpec, parse_spec, resolve_job
+from .resolve import resolve_job
+from .specs import JobContext, JobSpec, parse_spec
 
 log = logging.getLogger(__name__)
 

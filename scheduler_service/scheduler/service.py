@@ -27,6 +27,7 @@ from .backends import may_hold
 from .horizon import first_fire_time
 from .paging import pager
 from .policy import policy_of, with_policy
+from .resolve import resolve_job, resolve_options
 from .serialize import job_to_dict, trigger_to_dict
 from .specs import (
     ALL_TRIGGER_FIELDS,
@@ -35,13 +36,11 @@ from .specs import (
     OPTION_FIELDS,
     JobContext,
     JobSpec,
-    build_trigger,
     normalize,
     parse_spec,
     policy_from,
-    resolve_job,
-    resolve_options,
 )
+from .triggers import build_trigger
 
 
 class RunRequests(Protocol):
