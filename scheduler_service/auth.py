@@ -5,6 +5,9 @@ milliseconds, so a successful check is cached under an HMAC of the credentials w
 lives only in this process: the cache holds no password, a wrong password never hits it, and
 changing the users (``Authenticator.set_users``) empties it. What limits failed logins and the
 hashes under way is in ``throttle.py``.
+
+Size: users, roles and the two credential checks share the cache and the hashing bound; the
+limits on failed logins are apart, in throttle.py.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 Every key has a default and a comment here. Values are validated with types once, at start-up,
 and a bad one stops the service with a message naming the key.
+
+Size: one table of every key (default, type, comment) and the code that loads and checks it,
+kept in one file so that every setting is found in one place.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ boot is dead when
 The runs a dead boot held open are closed as ``unknown`` (runs/sweep.py). Heartbeat times
 are written with each replica's clock and compared with the leader's: keep clocks in sync
 (NTP) well within the timeout.
+
+Size: the heartbeat, the sweep and the pause flag share one row per boot and one thread.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ others to a worker (see worker.py). What the worker reports goes to the app's ru
 apart from the job's instances, so a retry never makes the next scheduled fire be skipped.
 On the process executor a job with a timeout runs in a dedicated child that is terminated
 when the timeout passes.
+
+Size: the parent side of a run on both executors: they share the recording base class.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ the sweep of dead processes is runs/sweep.py. Each transition is published as a
 ``RunEvent`` to the lifecycle's subscribers (live events, metrics): one channel out of the
 engine, fed from the one place that makes each transition. A failed run with retries left
 becomes a pending run in the service database (durable: the leader takes it when due).
+
+Size: the one place every run transition goes through (see above): splitting it would make two.
 """
 
 from __future__ import annotations

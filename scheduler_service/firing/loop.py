@@ -34,6 +34,9 @@ the firing leader only: retries wait while the scheduler is paused, manual runs 
 
 (Over 300 lines: the pass's phases share one pass's state and APScheduler's private
 hooks, and read best in one place.)
+
+Size: one subclass of APScheduler's scheduler whose three phases share the pass's state; split
+across modules they would pass that state back and forth.
 """
 
 from __future__ import annotations

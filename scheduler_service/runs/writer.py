@@ -21,6 +21,9 @@ so an API client reads what has been recorded so far.
 So a finished run's outcome reaches the database within ``GATHER`` seconds plus one write
 while the database answers; a kill -9 loses at most what was gathered in that window, and
 the runs it held are then closed as ``unknown`` by the sweep (see runs/sweep.py).
+
+Size: the writer thread, its bounded queue and the batching of changes into statements are one
+mechanism (ordering and outage handling run through all three).
 """
 
 from __future__ import annotations
