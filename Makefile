@@ -3,12 +3,14 @@ VENV ?= .venv
 PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 5000
-# The shared test backends of this workplace; skipped when absent (tests then need TEST_*_URL,
-# or a Docker daemon for testcontainers).
-SERVICES_SH ?= ../shared/services.sh
 STAMP := $(VENV)/.installed
+# The test backends (PostgreSQL, MariaDB, Redis, ZooKeeper, the MongoDB and RethinkDB emulators):
+# started by the repository's own script; `make test NO_SERVICES=1` leaves them out (the tests
+# that need one then read TEST_*_URL, use testcontainers, or skip).
+SERVICES := bash scripts/services.sh
+BACKENDS ?=
 
-.PHONY: run test lint install bench bench-failover
+.PHONY: run test lint install services services-status services-down bench bench-failover
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,18 +30,32 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
+# PYTEST_ARGS="tests/test_cli.py -x" runs part of the suite.
 test: lint
-	@if [ -f "$(SERVICES_SH)" ]; then \
-		out=$$(bash "$(SERVICES_SH)" up) || exit 1; eval "$$out"; \
+	@if [ -z "$(NO_SERVICES)" ]; then \
+		out=$$($(SERVICES) up) || exit 1; eval "$$out"; \
 	fi; \
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Start the test backends (all, or BACKENDS="postgres redis") and print their TEST_* exports.
+services:
+	@out=$$($(SERVICES) up $(BACKENDS)) || exit 1; \
+	echo "$$out"; \
+	echo "# the tests read these variables; to set them in your shell:"; \
+	echo '#   eval "$$(bash scripts/services.sh $(strip up $(BACKENDS)))"'; \
+	echo "# (make test does this itself; make services-status, make services-down)"
+
+services-status:
+	@$(SERVICES) status $(BACKENDS)
+
+# Stops only what scripts/services.sh started, never a server that was already running.
+services-down:
+	@$(SERVICES) down $(BACKENDS)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/run.py
 
 # Leader failover per coordination backend (bench/failover.py); flags: FAILOVER_ARGS="--rounds 1".
 bench-failover: $(STAMP)
-	@if [ -f "$(SERVICES_SH)" ]; then \
-		out=$$(bash "$(SERVICES_SH)" up postgres redis zookeeper) || exit 1; eval "$$out"; \
-	fi; \
+	@out=$$($(SERVICES) up postgres redis zookeeper) || exit 1; eval "$$out"; \
 	$(VENV)/bin/python bench/failover.py $(FAILOVER_ARGS)
