@@ -1,9 +1,13 @@
-# The two commands of the README: `make run` and `make test`. Both set up .venv on first use.
+# The two commands of the README, `make run` and `make test`, set up .venv on first use:
+# `run` installs the service with its runtime dependencies only; `test` and `lint` add every
+# store driver and the dev tools (.[all,dev]). Each install is redone when pyproject.toml changes.
 VENV ?= .venv
 PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 5000
-STAMP := $(VENV)/.installed
+PIP := $(VENV)/bin/pip --disable-pip-version-check
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 # The test backends (PostgreSQL, MariaDB, Redis, ZooKeeper, the MongoDB and RethinkDB emulators):
 # started by the repository's own script; `make test NO_SERVICES=1` leaves them out (the tests
 # that need one then read TEST_*_URL, use testcontainers, or skip).
@@ -12,19 +16,30 @@ BACKENDS ?=
 
 .PHONY: run test lint install services services-status services-down bench bench-failover
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
+	@echo "creating $(VENV) with $(PYTHON), and upgrading its pip"
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[all,dev]'
-	touch $@
+	@$(PIP) install --quiet --upgrade pip
 
-install: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "installing the service and its runtime dependencies into $(VENV) (about 15 s the first time)..."
+	$(PIP) install --progress-bar on -e .
+	@touch $@
 
-run: $(STAMP)
+# Everything `run` needs is in .[all,dev]: one install serves both stamps.
+$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "installing the service, every store driver and the dev tools, .[all,dev], into $(VENV) (up to about 100 s the first time)..."
+	$(PIP) install --progress-bar on -e '.[all,dev]'
+	@touch $(RUN_STAMP) $@
+
+# The full development install (CI and other docs use this name).
+install: $(DEV_STAMP)
+
+run: $(RUN_STAMP)
 	SCHEDULER_CONFIG_FILE=$${SCHEDULER_CONFIG_FILE:-config/development.toml} \
 		$(VENV)/bin/scheduler-service run --host $(HOST) --port $(PORT)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -52,10 +67,10 @@ services-status:
 services-down:
 	@$(SERVICES) down $(BACKENDS)
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(VENV)/bin/python bench/run.py
 
 # Leader failover per coordination backend (bench/failover.py); flags: FAILOVER_ARGS="--rounds 1".
-bench-failover: $(STAMP)
+bench-failover: $(DEV_STAMP)
 	@out=$$($(SERVICES) up postgres redis zookeeper) || exit 1; eval "$$out"; \
 	$(VENV)/bin/python bench/failover.py $(FAILOVER_ARGS)
