@@ -1,45 +1,76 @@
-# The two commands of the README: `make run` and `make test`. Both set up .venv on first use.
+# The two commands of the README, `make run` and `make test`, set up .venv on first use:
+# `run` installs the service with its runtime dependencies only; `test` and `lint` add every
+# store driver and the dev tools (.[all,dev]). Each install is redone when pyproject.toml changes.
 VENV ?= .venv
 PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 5000
-# The shared test backends of this workplace; skipped when absent (tests then need TEST_*_URL,
-# or a Docker daemon for testcontainers).
-SERVICES_SH ?= ../shared/services.sh
-STAMP := $(VENV)/.installed
+PIP := $(VENV)/bin/pip --disable-pip-version-check
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+# The test backends (PostgreSQL, MariaDB, Redis, ZooKeeper, the MongoDB and RethinkDB emulators):
+# started by the repository's own script; `make test NO_SERVICES=1` leaves them out (the tests
+# that need one then read TEST_*_URL, use testcontainers, or skip).
+SERVICES := bash scripts/services.sh
+BACKENDS ?=
 
-.PHONY: run test lint install bench bench-failover
+.PHONY: run test lint install services services-status services-down bench bench-failover
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
+	@echo "creating $(VENV) with $(PYTHON), and upgrading its pip"
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[all,dev]'
-	touch $@
+	@$(PIP) install --quiet --upgrade pip
 
-install: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "installing the service and its runtime dependencies into $(VENV) (about 15 s the first time)..."
+	$(PIP) install --progress-bar on -e .
+	@touch $@
 
-run: $(STAMP)
+# Everything `run` needs is in .[all,dev]: one install serves both stamps.
+$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "installing the service, every store driver and the dev tools, .[all,dev], into $(VENV) (up to about 100 s the first time)..."
+	$(PIP) install --progress-bar on -e '.[all,dev]'
+	@touch $(RUN_STAMP) $@
+
+# The full development install (CI and other docs use this name).
+install: $(DEV_STAMP)
+
+run: $(RUN_STAMP)
 	SCHEDULER_CONFIG_FILE=$${SCHEDULER_CONFIG_FILE:-config/development.toml} \
 		$(VENV)/bin/scheduler-service run --host $(HOST) --port $(PORT)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
+# PYTEST_ARGS="tests/test_cli.py -x" runs part of the suite.
 test: lint
-	@if [ -f "$(SERVICES_SH)" ]; then \
-		out=$$(bash "$(SERVICES_SH)" up) || exit 1; eval "$$out"; \
+	@if [ -z "$(NO_SERVICES)" ]; then \
+		out=$$($(SERVICES) up) || exit 1; eval "$$out"; \
 	fi; \
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+# Start the test backends (all, or BACKENDS="postgres redis") and print their TEST_* exports.
+services:
+	@out=$$($(SERVICES) up $(BACKENDS)) || exit 1; \
+	echo "$$out"; \
+	echo "# the tests read these variables; to set them in your shell:"; \
+	echo '#   eval "$$(bash scripts/services.sh $(strip up $(BACKENDS)))"'; \
+	echo "# (make test does this itself; make services-status, make services-down)"
+
+services-status:
+	@$(SERVICES) status $(BACKENDS)
+
+# Stops only what scripts/services.sh started, never a server that was already running.
+services-down:
+	@$(SERVICES) down $(BACKENDS)
+
+bench: $(DEV_STAMP)
 	$(VENV)/bin/python bench/run.py
 
 # Leader failover per coordination backend (bench/failover.py); flags: FAILOVER_ARGS="--rounds 1".
-bench-failover: $(STAMP)
-	@if [ -f "$(SERVICES_SH)" ]; then \
-		out=$$(bash "$(SERVICES_SH)" up postgres redis zookeeper) || exit 1; eval "$$out"; \
-	fi; \
+bench-failover: $(DEV_STAMP)
+	@out=$$($(SERVICES) up postgres redis zookeeper) || exit 1; eval "$$out"; \
 	$(VENV)/bin/python bench/failover.py $(FAILOVER_ARGS)

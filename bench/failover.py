@@ -24,7 +24,7 @@ by max_instances (state skipped: never run), lost fires (a scheduled second betw
 and last fire that no run claimed) and the worst lateness (submitted_at - scheduled_run_time).
 
 Needs TEST_POSTGRES_URL and, per backend, TEST_ZOOKEEPER_HOSTS / TEST_REDIS_URL (the same
-variables as `make test`; `make bench-failover` sets them with ../shared/services.sh). The
+variables as `make test`; `make bench-failover` sets them with scripts/services.sh). The
 tables (markdown) go to stdout, progress lines to stderr.
 """
 
@@ -532,7 +532,7 @@ def main() -> int:
                 why = f"{', '.join(missing)} not set"
                 log(
                     f"[{backend}] skipped: {why} "
-                    '(run: eval "$(bash ../shared/services.sh up)", or use make bench-failover)'
+                    '(run: eval "$(bash scripts/services.sh up)", or use make bench-failover)'
                 )
                 skipped.append(f"- skipped {backend}: {why}")
                 failed = True

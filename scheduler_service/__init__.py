@@ -9,7 +9,10 @@ from typing import Any
 
 from flask import Flask
 
+from . import shipped_jobs
 from .errors import ConfigError
+
+shipped_jobs.install()  # `import jobs` finds the shipped job functions (see shipped_jobs.py)
 
 __all__ = ["ConfigError", "create_app", "create_job_app"]
 

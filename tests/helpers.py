@@ -220,7 +220,7 @@ def service_url(variable: str) -> str:
         return value
     reason = (
         f"{variable} is not set and no Docker daemon answers "
-        '(run: eval "$(bash ../shared/services.sh up)")'
+        '(run: make services, or eval "$(bash scripts/services.sh up)")'
     )
     if os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(reason)

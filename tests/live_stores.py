@@ -1,5 +1,5 @@
 """Live job-store namespaces for the tests: one per test (table, keys, path, collection),
-on the servers that services.sh starts (TEST_* variables), dropped afterwards."""
+on the servers that scripts/services.sh starts (TEST_* variables), dropped afterwards."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from scheduler_service.scheduler.urls import parse_jobstore_url
 
 
 def server_id(name: str, kind_variable: str) -> str:
-    """Name a test after the emulator when services.sh started one instead of the server."""
+    """Name a test after the emulator when scripts/services.sh started one instead of the server."""
     return f"{name}-emulator" if os.environ.get(kind_variable, "").startswith("emulator") else name
 
 

@@ -1,7 +1,7 @@
 """Job-store and executor registries: URL and dict forms, errors, probes, live round trips.
 
 The live tests run one body over every store against the servers that
-``/work/shared/services.sh up`` starts (``TEST_*`` variables); with ``REQUIRE_SERVICES=1`` a
+``make services`` (scripts/services.sh) starts (``TEST_*`` variables); with ``REQUIRE_SERVICES=1`` a
 missing server fails the run instead of skipping. MongoDB and RethinkDB are emulators there, and
 their test ids say so (``mongodb-emulator``), unless ``TEST_*_SERVER`` says ``real`` or is unset.
 """

@@ -3,7 +3,7 @@
 Each test gets its own namespace on its backend (a SQLite file, a table, Redis keys, a ZooKeeper
 path, a Mongo collection, a RethinkDB table) through ``store_url`` (see conftest.py); the apps
 built on it are shut down before the namespace is dropped. The live backends come from
-``services.sh`` (``TEST_*``); MongoDB and RethinkDB are emulators there, and their ids say so
+``make services`` (``TEST_*``); MongoDB and RethinkDB are emulators there, and their ids say so
 (``mongodb-emulator``).
 """
 

@@ -1,5 +1,7 @@
 """What the shipped job functions may touch (SPEC §9): the jobs package's ``JobLimits``,
-built from settings and installed in every process that validates or runs jobs.
+built from settings and installed in every process that validates or runs jobs. The shipped
+package is ``jobs``, or ``scheduler_service.jobs`` when another ``jobs`` package wins
+(see shipped_jobs.py): the limits go to the copy that runs the shipped functions.
 
 ``create_app`` and ``create_job_app`` (process-pool children) both install them, so a
 job's arguments are checked against the same limits when it is created and when it runs.
@@ -11,13 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from jobs import JobLimits
+from .. import shipped_jobs
+
+if TYPE_CHECKING:
+    from jobs import JobLimits
 
 DEFAULT_ROOT = "job-files"  # inside the instance folder
 _SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
@@ -32,7 +37,8 @@ def install_job_limits(app: Flask) -> JobLimits:
     if roots is None:  # created by the first job that writes there
         roots = [str(instance / DEFAULT_ROOT)]
     refused = [*config["SCHEDULER_JOB_FILE_EXCLUDE"], *own_files(config, instance)]
-    limits = JobLimits(
+    limits_class: type[JobLimits] = shipped_jobs.load().JobLimits
+    limits = limits_class(
         file_roots=tuple(roots),
         protected=tuple(dict.fromkeys(refused)),
         networks=tuple(config["SCHEDULER_JOB_HTTP_ALLOWED_NETWORKS"]),
