@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "version",
             "migrate_lock",
             "devadmin",
+            "shipped_jobs",
         ),
     ),
     ("stores", ("stores",)),
