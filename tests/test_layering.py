@@ -76,7 +76,7 @@ def imports_in(source: str, package: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = package.rsplit(".", node.level - 1)[0] if node.level else ""
             module = ".".join(p for p in (base, node.module or "") if p)
-            names.add(module)
+            # `from a import b` names a.b only: b is a module of a, or a name inside a
             names.update(f"{module}.{alias.name}" for alias in node.names)
     return names
 
