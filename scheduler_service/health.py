@@ -14,9 +14,9 @@ from sqlalchemy import text
 from .errors import ServiceUnavailable
 from .extensions import db
 from .openapi import describe
-from .scheduler.backends import probe_jobstore
 from .scheduler.ext import get_scheduler, state_name
 from .scheduler.service import store_error
+from .stores import probe_jobstore
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)

@@ -27,8 +27,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from .firing.lifecycle import RunEvent
 from .openapi import describe
 from .scheduler.ext import ServiceScheduler
-from .scheduler.paging import count_jobs
 from .scheduler.service import store_error
+from .stores import count_jobs
 
 log = logging.getLogger(__name__)
 

@@ -27,16 +27,11 @@ from ..errors import ConfigError, ServiceUnavailable
 from ..firing.executors import child_settings
 from ..firing.lifecycle import RunLifecycle, init_lifecycle
 from ..firing.loop import FencedScheduler
+from ..firing.registry import build_executor
 from ..runs.recorder import ORIGIN_KEY, Origin
 from ..runs.retention import housekeeping
 from ..runs.writer import RunWriter, init_run_writer
-from .backends import (
-    build_executor,
-    build_jobstore,
-    describe_jobstore,
-    probe_jobstore,
-    sqlite_file_missing,
-)
+from ..stores import build_jobstore, describe_jobstore, probe_jobstore, sqlite_file_missing
 from .declared import load_declared_jobs
 from .service import JobService
 from .specs import JobContext, JobSpec
