@@ -22,7 +22,7 @@ def _database_url(settings: dict[str, Any], instance_path: Path) -> str:
 
     :raises ConfigError: one line naming SCHEDULER_DATABASE_URL and the cause, no password.
     """
-    from .scheduler.urls import sql_url
+    from .stores.sql import sql_url
 
     given = settings["SCHEDULER_DATABASE_URL"]
     if not given:

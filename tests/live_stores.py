@@ -10,7 +10,7 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Flask
 
-from scheduler_service.scheduler.urls import parse_jobstore_url
+from scheduler_service.stores import parse_jobstore_url
 
 
 def server_id(name: str, kind_variable: str) -> str:

@@ -25,10 +25,9 @@ from flask import Flask
 
 from scheduler_service.extensions import db
 from scheduler_service.firing.loop import FencedScheduler
-from scheduler_service.firing.writeback import write_back
 from scheduler_service.runs.models import FINAL_STATES, Run
 from scheduler_service.runs.recorder import Fire, claim_many
-from scheduler_service.scheduler.backends import build_jobstore
+from scheduler_service.stores import build_jobstore, write_back
 from tests.app_jobs import GATES
 from tests.helpers import ADMIN, OPERATOR, stand_in_job, wait_for
 from tests.helpers import add_job as add

@@ -92,7 +92,7 @@ def _migrate(url: str, instance: str) -> Step:
 def _start_store(url: str) -> Step:
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from scheduler_service.scheduler.backends import build_jobstore
+    from scheduler_service.stores import build_jobstore
 
     store = build_jobstore("default", url)
     scheduler = BackgroundScheduler(jobstores={"default": store}, timezone="UTC")
@@ -119,9 +119,9 @@ def _upsert(url: str) -> Step:
 
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from scheduler_service.scheduler.backends import build_jobstore
     from scheduler_service.scheduler.service import JobService
     from scheduler_service.scheduler.specs import JobContext, parse_spec
+    from scheduler_service.stores import build_jobstore
 
     store = build_jobstore("default", url)
     scheduler = BackgroundScheduler(jobstores={"default": store}, timezone="UTC")
@@ -213,7 +213,7 @@ def test_replicas_create_the_job_store_table_at_once(live_table: Live) -> None:
 
 @pytest.mark.services
 def test_replicas_upsert_one_declared_job_at_once(live_table: Live) -> None:
-    from scheduler_service.scheduler.backends import build_jobstore
+    from scheduler_service.stores import build_jobstore
 
     store = build_jobstore("default", live_table.url)
     store.jobs_t.create(store.engine)  # the table exists: this race is about the job

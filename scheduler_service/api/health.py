@@ -16,8 +16,8 @@ from ..control.info import state_name
 from ..errors import ServiceUnavailable
 from ..extensions import db
 from ..openapi import describe
-from ..scheduler.backends import probe_jobstore
 from ..scheduler.service import store_error
+from ..stores import probe_jobstore
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)

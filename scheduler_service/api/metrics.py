@@ -28,8 +28,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from ..control import ServiceScheduler
 from ..firing.lifecycle import RunEvent
 from ..openapi import describe
-from ..scheduler.paging import count_jobs
 from ..scheduler.service import store_error
+from ..stores import count_jobs
 
 log = logging.getLogger(__name__)
 

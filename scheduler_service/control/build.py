@@ -23,12 +23,13 @@ from ..coordination.replicas import ReplicaRegistry
 from ..errors import ConfigError
 from ..firing.executors import child_app
 from ..firing.lifecycle import init_lifecycle
+from ..firing.registry import build_executor
 from ..runs.recorder import ORIGIN_KEY, Origin
 from ..runs.writer import init_run_writer
-from ..scheduler.backends import build_executor, build_jobstore
 from ..scheduler.declared import load_declared_jobs
 from ..scheduler.service import JobService
 from ..scheduler.specs import JobContext
+from ..stores import build_jobstore
 from ..version import service_version
 from .extension import EXTENSION_KEY, ServiceScheduler
 

@@ -18,9 +18,9 @@ from ..firing.lifecycle import RunLifecycle
 from ..firing.loop import FencedScheduler
 from ..runs.retention import housekeeping
 from ..runs.writer import RunWriter
-from ..scheduler.backends import probe_jobstore, sqlite_file_missing
 from ..scheduler.service import JobService
 from ..scheduler.specs import JobSpec
+from ..stores import probe_jobstore, sqlite_file_missing
 
 log = logging.getLogger(__name__)
 

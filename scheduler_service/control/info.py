@@ -7,7 +7,7 @@ from typing import Any
 from apscheduler.executors.pool import ProcessPoolExecutor
 from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING, STATE_STOPPED
 
-from ..scheduler.backends import describe_jobstore
+from ..stores import describe_jobstore
 from ..version import service_version
 from .extension import ServiceScheduler
 

@@ -6,7 +6,7 @@ its store one at a time (a transaction or round trip a job). This pass keeps its
 
 - three phases per store: work out every due job's run times; claim all their fires in
   one write per executor (``claim_many``) and submit each job; then move every job's next
-  run time on, or remove it, in one write (``writeback.write_back``);
+  run time on, or remove it, in one write (``stores.write_back``);
 - no pass after shutdown: APScheduler wakes its thread on shutdown and processes jobs once
   more on the closed stores; SQL and Redis stores reconnect, so every due run would be moved
   on without running;
@@ -61,8 +61,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_PAUSED, STATE_STOPPED, TIMEOUT_MAX
 
 from ..runs.requests import PENDING_BATCH
+from ..stores import write_back
 from .lifecycle import Fire, HistoryUnavailable, RunLifecycle
-from .writeback import write_back
 
 log = logging.getLogger(__name__)
 LEDGER_LIMIT = 100  # due instants of one job listed (and recorded) per pass at most

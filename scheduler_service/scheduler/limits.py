@@ -3,7 +3,7 @@
 The id alphabet is what every store keeps as it is: ZooKeeper refuses the znode names "." and
 ".." and some non-ASCII characters, RethinkDB primary keys stop at 127 bytes, and MariaDB's
 default collation ignores case and trailing spaces (the stores' own columns are made exact too:
-see sqlstore.py). Its characters need no escaping in a URL path (RFC 3986 ``pchar``).
+see stores/sqlstore.py). Its characters need no escaping in a URL path (RFC 3986 ``pchar``).
 
 Arguments: pickling a value nested about 500 levels deep fails with RecursionError, and the
 MariaDB store keeps a whole job in a 64 KiB BLOB; a JSON value pickles into at most about 2.25

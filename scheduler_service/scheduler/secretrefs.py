@@ -29,7 +29,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .urls import mask
+from ..redact import mask
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..errors import BadRequest, Conflict, NotFound, ServiceError, ServiceUnavailable
 from ..runs.recorder import HistoryUnavailable
 from ..runs.service import count_open_runs
-from .backends import may_hold
+from ..stores import may_hold, pager
 from .horizon import first_fire_time
-from .paging import pager
 from .policy import policy_of, with_policy
 from .resolve import resolve_job, resolve_options
 from .serialize import job_to_dict, trigger_to_dict
@@ -381,7 +380,7 @@ class JobService:
 
 def _soonest_first(job: Job) -> tuple[bool, float, str]:
     """A store's order: scheduled jobs by run time then id, then paused jobs by id (as the
-    store-level pages of paging.py list them)."""
+    store-level pages of ``stores.pager`` list them)."""
     when = job.next_run_time
     return (when is None, 0.0 if when is None else when.timestamp(), job.id)
 

@@ -1,4 +1,4 @@
-"""Job-store and executor registries: URL and dict forms, errors, probes, live round trips.
+"""The job-store registry: the dict form, its errors, probes and descriptions, live round trips.
 
 The live tests run one body over every store against the servers that
 ``make services`` (scripts/services.sh) starts (``TEST_*`` variables); with ``REQUIRE_SERVICES=1`` a
@@ -9,7 +9,6 @@ their test ids say so (``mongodb-emulator``), unless ``TEST_*_SERVER`` says ``re
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import socket
 import sys
@@ -21,211 +20,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from apscheduler.executors.pool import ProcessPoolExecutor, ThreadPoolExecutor
-from apscheduler.jobstores.base import BaseJobStore
 from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.jobstores.mongodb import MongoDBJobStore
-from apscheduler.jobstores.redis import RedisJobStore
-from apscheduler.jobstores.rethinkdb import RethinkDBJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.jobstores.zookeeper import ZooKeeperJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 
 from scheduler_service.errors import ConfigError, ServiceUnavailable
-from scheduler_service.scheduler.backends import (
-    EXECUTOR_TYPES,
+from scheduler_service.stores import (
     JOBSTORE_TYPES,
-    build_executor,
     build_jobstore,
     describe_jobstore,
-    may_hold,
+    parse_jobstore_url,
     probe_jobstore,
-    redact_url,
 )
-from scheduler_service.scheduler.urls import parse_jobstore_url
 from tests.helpers import service_url
 from tests.live_stores import LIVE, Live
 
 SECRET = "s3cr3t-Pa55"  # put in URLs and options; must never reach a message or a description
-
-
-def close_store(store: BaseJobStore) -> None:
-    """Shut a store down (RethinkDBJobStore.shutdown() fails when it was never started)."""
-    if not (isinstance(store, RethinkDBJobStore) and store.conn is None):
-        store.shutdown()
-
-
-@pytest.fixture
-def built() -> Iterator[Callable[..., BaseJobStore]]:
-    """Build stores with build_jobstore and shut each one down after the test."""
-    stores: list[BaseJobStore] = []
-
-    def build(spec: Any, alias: str = "test") -> BaseJobStore:
-        store = build_jobstore(alias, spec)
-        stores.append(store)
-        return store
-
-    yield build
-    for store in stores:
-        close_store(store)
-
-
-# --- URL forms (no network) --------------------------------------------------------------------
-def test_memory_url(built: Callable[..., Any]) -> None:
-    assert isinstance(built("memory://"), MemoryJobStore)
-
-
-def test_sqlite_relative_url_makes_the_folder_on_first_connect(
-    built: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    store = built("sqlite:///data/jobs.db")
-    assert isinstance(store, SQLAlchemyJobStore)
-    assert store.engine.url.database == "data/jobs.db"
-    assert store.jobs_t.name == "apscheduler_jobs"
-    assert not (tmp_path / "data").exists()  # building changes nothing (check-config builds)
-    with store.engine.connect():
-        pass
-    assert (tmp_path / "data" / "jobs.db").is_file()
-
-
-def test_sqlite_absolute_url_with_table(built: Callable[..., Any], tmp_path: Path) -> None:
-    store = built(f"sqlite:///{tmp_path}/a/b/jobs.db?tablename=my_jobs")
-    assert store.engine.url.database == f"{tmp_path}/a/b/jobs.db"
-    assert store.jobs_t.name == "my_jobs"
-    assert not store.engine.url.query  # tablename is ours, not SQLAlchemy's
-    with store.engine.connect():
-        pass
-    assert (tmp_path / "a" / "b" / "jobs.db").is_file()
-
-
-@pytest.mark.parametrize(
-    ("url", "drivername"),
-    [
-        ("postgresql://app:{pw}@db:5432/jobs", "postgresql+psycopg"),
-        ("postgres://app:{pw}@db:5432/jobs", "postgresql+psycopg"),
-        ("postgresql+psycopg://app:{pw}@db:5432/jobs", "postgresql+psycopg"),
-        ("mysql://app:{pw}@db:3306/jobs", "mysql+pymysql"),
-        ("mariadb://app:{pw}@db:3306/jobs", "mysql+pymysql"),
-        ("mysql+pymysql://app:{pw}@db:3306/jobs", "mysql+pymysql"),
-        ("mariadb+pymysql://app:{pw}@db:3306/jobs", "mariadb+pymysql"),
-    ],
-)
-def test_sql_urls_get_the_shipped_driver(
-    built: Callable[..., Any], url: str, drivername: str
-) -> None:
-    store = built(url.format(pw=SECRET))
-    assert isinstance(store, SQLAlchemyJobStore)
-    assert store.engine.url.drivername == drivername
-    assert (store.engine.url.host, store.engine.url.database) == ("db", "jobs")
-    assert store.engine.url.password == SECRET
-    assert store.jobs_t.name == "apscheduler_jobs"
-
-
-def test_sql_url_tablename_and_passthrough_query(built: Callable[..., Any]) -> None:
-    store = built("postgresql://app@db/jobs?tablename=xyz&sslmode=require")
-    assert store.jobs_t.name == "xyz"
-    assert dict(store.engine.url.query) == {"sslmode": "require"}
-
-
-def test_redis_url(built: Callable[..., Any]) -> None:
-    store = built(f"redis://:{SECRET}@cache:6380/2?jobs_key=j.jobs&run_times_key=j.times")
-    assert isinstance(store, RedisJobStore)
-    kwargs = store.redis.connection_pool.connection_kwargs
-    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("cache", 6380, 2)
-    assert kwargs["password"] == SECRET
-    assert kwargs["socket_connect_timeout"] == 5.0
-    assert (store.jobs_key, store.run_times_key) == ("j.jobs", "j.times")
-
-
-def test_rediss_url_uses_tls_and_defaults(built: Callable[..., Any]) -> None:
-    store = built("rediss://ops@cache")
-    pool = store.redis.connection_pool
-    assert "SSL" in pool.connection_class.__name__
-    kwargs = pool.connection_kwargs
-    assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["username"]) == (
-        "cache",
-        6379,
-        0,
-        "ops",
-    )
-    assert (store.jobs_key, store.run_times_key) == ("apscheduler.jobs", "apscheduler.run_times")
-
-
-def test_mongodb_url(built: Callable[..., Any]) -> None:
-    url = f"mongodb://app:{SECRET}@m1:27017,m2:27018/sched?collection=c1&replicaSet=rs0"
-    store = built(url)
-    assert isinstance(store, MongoDBJobStore)
-    assert (store.collection.database.name, store.collection.name) == ("sched", "c1")
-    options = store.client.options
-    assert options.replica_set_name == "rs0"
-    assert options.server_selection_timeout == 5.0
-    servers = set(store.client.topology_description.server_descriptions())
-    assert servers == {("m1", 27017), ("m2", 27018)}
-
-
-def test_mongodb_url_defaults_and_own_timeout(built: Callable[..., Any]) -> None:
-    first = built("mongodb://m1/?serverSelectionTimeoutMS=1500")
-    assert (first.collection.database.name, first.collection.name) == ("apscheduler", "jobs")
-    assert first.client.options.server_selection_timeout == 1.5
-    second = built("mongodb://m1/?serverSelectionTimeoutMS=1500")
-    assert second.client is not first.client  # shutdown() closes it: one client per store
-
-
-def test_rethinkdb_url(built: Callable[..., Any]) -> None:
-    store = built(f"rethinkdb://ops:{SECRET}@rdb:28016/sched?table=t1")
-    assert isinstance(store, RethinkDBJobStore)
-    assert (store.database, store.table_name) == ("sched", "t1")
-    assert store.connect_args == {
-        "host": "rdb",
-        "port": 28016,
-        "user": "ops",
-        "password": SECRET,
-        "timeout": 5.0,
-    }
-
-
-def test_rethinkdb_url_defaults(built: Callable[..., Any]) -> None:
-    store = built("rethinkdb://rdb")
-    assert (store.database, store.table_name) == ("apscheduler", "jobs")
-    assert store.connect_args["port"] == 28015
-
-
-def test_zookeeper_url(built: Callable[..., Any]) -> None:
-    store = built("zookeeper://z1:2181,z2:2182/services/scheduler/jobs/")
-    assert isinstance(store, ZooKeeperJobStore)
-    assert store.path == "/services/scheduler/jobs"
-    assert store.client.hosts == [("z1", 2181), ("z2", 2182)]
-    assert store.close_connection_on_exit  # the client is ours: stop it with the store
-    assert store.client._session_timeout == 5000
-    # ZooKeeperJobStore.start() calls client.start() bare: its default must be bounded too.
-    assert inspect.signature(store.client.start).parameters["timeout"].default == 5.0
-
-
-def test_which_ids_a_store_may_hold(built: Callable[..., Any]) -> None:
-    """Ids a store cannot hold are answered "not found" without asking it: its driver or
-    server would raise instead (see JobService.get_job)."""
-    stores = {
-        url.split(":")[0]: built(url)
-        for url in ("memory://", "redis://r", "zookeeper://z/j", "rethinkdb://r", "sqlite://")
-    }
-    ids = ["job-1", ".", "..", "\x00", "\U0001f600", "é", "x" * 128, "é" * 64, "a/b"]
-    held = {kind: [may_hold(store, i) for i in ids] for kind, store in stores.items()}
-    assert held == {
-        "memory": [True] * 9,
-        "redis": [True] * 9,
-        "zookeeper": [True, False, False, False, False, True, True, True, False],
-        "rethinkdb": [True, True, True, False, True, True, False, False, True],
-        "sqlite": [True, True, True, False, True, True, True, True, True],
-    }
-
-
-def test_zookeeper_url_defaults_and_digest_auth(built: Callable[..., Any]) -> None:
-    store = built(f"zookeeper://ops:{SECRET}@z1")
-    assert store.path == "/apscheduler"
-    assert store.client.hosts == [("z1", 2181)]
-    assert ("digest", f"ops:{SECRET}") in store.client.auth_data
 
 
 # --- dict form ----------------------------------------------------------------------------------
@@ -350,92 +161,6 @@ def test_missing_driver_names_the_extra(
         f"SCHEDULER_JOBSTORES['x']: the {kind} job store needs the {missing[0]!r} package: "
         f"pip install 'scheduler-service[{extra}]'"
     )
-
-
-# --- redact_url ---------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("url", "redacted"),
-    [
-        ("postgresql+psycopg://app:pw@db:5432/jobs", "postgresql+psycopg://app:***@db:5432/jobs"),
-        ("redis://:pw@cache:6379/0?jobs_key=k", "redis://:***@cache:6379/0?jobs_key=k"),
-        ("redis://:p@ss@cache/0", "redis://:***@cache/0"),
-        ("mongodb://u:p%40ss@m1,m2:27018/db?rs=x", "mongodb://u:***@m1,m2:27018/db?rs=x"),
-        ("zookeeper://u:pw@z1:2181,z2:2181/p", "zookeeper://u:***@z1:2181,z2:2181/p"),
-        (
-            "postgresql://db/x?sslmode=require&password=pw",
-            "postgresql://db/x?sslmode=require&password=***",
-        ),
-        ("mongodb://user@m1/db", "mongodb://user@m1/db"),
-        ("redis://cache:6379/0", "redis://cache:6379/0"),
-        ("sqlite:////var/lib/jobs.db", "sqlite:////var/lib/jobs.db"),
-        ("memory://", "memory://"),
-        ("not a url", "not a url"),
-    ],
-)
-def test_redact_url(url: str, redacted: str) -> None:
-    assert redact_url(url) == redacted
-
-
-# --- build_executor -----------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("spec", "cls", "workers"),
-    [
-        ({"type": "threadpool", "max_workers": 3}, ThreadPoolExecutor, 3),
-        ({"type": "thread", "max_workers": 1}, ThreadPoolExecutor, 1),
-        ({"type": "threadpool"}, ThreadPoolExecutor, 10),
-        ({"type": "processpool", "max_workers": 2}, ProcessPoolExecutor, 2),
-        (
-            {"type": "process", "max_workers": 2, "pool_kwargs": {"initargs": ()}},
-            ProcessPoolExecutor,
-            2,
-        ),
-    ],
-)
-def test_build_executor(spec: dict, cls: type, workers: int) -> None:
-    before = copy.deepcopy(spec)
-    executor = build_executor("default", spec)
-    try:
-        assert isinstance(executor, cls)
-        assert type(executor).__module__ == "scheduler_service.firing.executors"
-        assert executor._pool._max_workers == workers
-        assert spec == before  # ProcessPoolExecutor fills pool_kwargs: it got a copy
-    finally:
-        executor.shutdown(wait=False)
-    assert spec["type"] in EXECUTOR_TYPES
-
-
-def test_executor_instances_are_returned_as_is() -> None:
-    executor = ThreadPoolExecutor(2)
-    try:
-        assert build_executor("mine", executor) is executor
-    finally:
-        executor.shutdown(wait=False)
-
-
-@pytest.mark.parametrize("workers", [0, -1, "4", 2.5, True, None])
-def test_executor_bad_max_workers(workers: Any) -> None:
-    with pytest.raises(ConfigError) as caught:
-        build_executor("pool", {"type": "threadpool", "max_workers": workers})
-    assert str(caught.value) == (
-        f"SCHEDULER_EXECUTORS['pool']: max_workers must be a positive integer, got {workers!r}"
-    )
-
-
-@pytest.mark.parametrize(
-    ("spec", "fragment"),
-    [
-        ({"type": "gevent"}, "unknown type 'gevent'; known types: threadpool, processpool"),
-        ({"max_workers": 2}, "no type"),
-        ({"class": "apscheduler.executors.pool:ThreadPoolExecutor"}, "'class' is not allowed"),
-        ({"type": "threadpool", "colour": "red"}, "argument 'colour'"),
-        ("threadpool", "expected a {'type': ...} dict"),
-    ],
-)
-def test_executor_bad_specs(spec: Any, fragment: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        build_executor("pool", spec)
-    assert str(caught.value).startswith("SCHEDULER_EXECUTORS['pool']: ")
-    assert fragment in str(caught.value)
 
 
 # --- describe_jobstore and probe_jobstore without a server -------------------------------------

@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from scheduler_service.scheduler.limits import ID_RULE, MAX_ARGS_BYTES
-from scheduler_service.scheduler.urls import parse_jobstore_url
+from scheduler_service.stores import parse_jobstore_url
 from tests.helpers import ADMIN, OPERATOR, SEED, wait_for
 from tests.helpers import add_job as add
 from tests.helpers import get_job as get
