@@ -2,13 +2,15 @@
 
 Every change is validated whole before the store is touched, and written with one store call,
 so a request applies fully or not at all.
+
+Size: ``JobService`` is the one way every job operation goes (list, page, get, add, modify,
+pause, resume, remove, run, upsert), each a few lines around one store call.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Protocol
@@ -23,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..errors import BadRequest, Conflict, NotFound, ServiceError, ServiceUnavailable
 from ..runs.recorder import HistoryUnavailable
 from ..runs.service import count_open_runs
-from ..stores import may_hold, pager
+from ..stores import connection_errors, may_hold, pager
 from .horizon import first_fire_time
 from .policy import policy_of, with_policy
 from .resolve import resolve_job, resolve_options
@@ -64,32 +66,6 @@ _TRIGGER_KEYS = ALL_TRIGGER_FIELDS | {"trigger"}
 _DEFAULTED = ("misfire_grace_time", "max_instances", "coalesce")
 
 
-_DRIVER_ERRORS = (
-    ("sqlalchemy.exc", "OperationalError"),
-    ("sqlalchemy.exc", "InterfaceError"),
-    ("redis.exceptions", "ConnectionError"),
-    ("redis.exceptions", "TimeoutError"),
-    ("pymongo.errors", "ConnectionFailure"),
-    ("kazoo.exceptions", "ConnectionLoss"),
-    ("kazoo.exceptions", "SessionExpiredError"),
-    ("kazoo.handlers.threading", "KazooTimeoutError"),
-    ("rethinkdb.errors", "ReqlDriverError"),
-)
-
-
-def _store_error_types() -> tuple[type[BaseException], ...]:
-    """Connection errors of the store drivers loaded so far. A driver's error can only be
-    raised once its module is loaded, so none is imported here (importing every installed
-    driver at start-up cost about 90 ms and 15 MB)."""
-    types: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    for module_name, name in _DRIVER_ERRORS:
-        module = sys.modules.get(module_name)
-        error = getattr(module, name, None) if module is not None else None
-        if isinstance(error, type) and issubclass(error, BaseException):
-            types.append(error)
-    return tuple(types)
-
-
 @contextlib.contextmanager
 def store_errors() -> Iterator[None]:
     """Turn a job store's connection errors into 503, naming no secret."""
@@ -98,7 +74,7 @@ def store_errors() -> Iterator[None]:
     except ServiceError:
         raise
     except Exception as exc:
-        if not isinstance(exc, _store_error_types()):
+        if not isinstance(exc, connection_errors()):
             raise
         log.warning("job store unavailable: %s", type(exc).__name__)
         if has_app_context():

@@ -142,6 +142,8 @@ class Backend:
     also: tuple[str, ...] = ()  # more "module:Class" targets that are this type, as given
     # a missing driver module -> (its pip package, the extra that installs it)
     drivers: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+    # the driver's errors that say the server is out of reach: ("module", "Class") pairs
+    connection_errors: tuple[tuple[str, str], ...] = ()
 
 
 def copy_spec(where: str, spec: Mapping[str, Any], known: Iterable[str]) -> Options:

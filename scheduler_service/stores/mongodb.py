@@ -88,4 +88,5 @@ BACKEND = Backend(
     probe=probe,
     describe=describe,
     drivers={"bson": ("pymongo", "mongodb")},  # bson comes with pymongo
+    connection_errors=(("pymongo.errors", "ConnectionFailure"),),
 )

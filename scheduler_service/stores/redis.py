@@ -133,4 +133,8 @@ BACKEND = Backend(
     describe=describe,
     pager=pager,
     write_back=write_back,
+    connection_errors=(
+        ("redis.exceptions", "ConnectionError"),
+        ("redis.exceptions", "TimeoutError"),
+    ),
 )

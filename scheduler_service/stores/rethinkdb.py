@@ -70,4 +70,5 @@ BACKEND = Backend(
     probe=probe,
     describe=describe,
     holds=holds,
+    connection_errors=(("rethinkdb.errors", "ReqlDriverError"),),
 )

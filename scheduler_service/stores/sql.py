@@ -191,4 +191,8 @@ BACKEND = Backend(
     url_types=("sqlite", "postgres", "postgresql", "mysql", "mariadb"),
     also=("apscheduler.jobstores.sqlalchemy:SQLAlchemyJobStore",),  # an instance, as given
     drivers={"psycopg": ("psycopg", "postgres"), "pymysql": ("pymysql", "mysql")},
+    connection_errors=(
+        ("sqlalchemy.exc", "OperationalError"),
+        ("sqlalchemy.exc", "InterfaceError"),
+    ),
 )

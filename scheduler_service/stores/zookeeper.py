@@ -99,4 +99,9 @@ BACKEND = Backend(
     probe=probe,
     describe=describe,
     holds=holds,
+    connection_errors=(
+        ("kazoo.exceptions", "ConnectionLoss"),
+        ("kazoo.exceptions", "SessionExpiredError"),
+        ("kazoo.handlers.threading", "KazooTimeoutError"),
+    ),
 )
