@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "version",
             "migrate_lock",
             "devadmin",
+            "tuning",
         ),
     ),
     ("stores", ("stores",)),
