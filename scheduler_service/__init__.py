@@ -80,7 +80,7 @@ def _tune_sqlite(engine: Any) -> None:
 def upgrade_database(app: Flask) -> None:
     """Bring the service database to the newest schema (Alembic upgrade to every head); one
     process at a time, so replicas may start at once (see migrate_lock). A database already
-    there is left alone, without loading Alembic.
+    there is left alone, without loading Alembic (see ARCHITECTURE.md, "Start-up tricks").
 
     :raises ConfigError: the database cannot be reached or refuses the change.
     """

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import gc
 import getpass
 import hashlib
 import json
 import logging
-import os
 import secrets
 import signal
 import sys
@@ -26,43 +24,6 @@ def _fail(message: str) -> NoReturn:
     """Print one line and exit 2."""
     click.echo(f"scheduler-service: {message}", err=True)
     sys.exit(2)
-
-
-# glibc's mallopt() parameter for the number of malloc arenas (<malloc.h>: M_ARENA_MAX).
-_M_ARENA_MAX = -8
-
-
-def _one_malloc_arena() -> None:
-    """Have every thread allocate from one glibc malloc arena, unless MALLOC_ARENA_MAX says
-    otherwise; call before any thread starts.
-
-    By default glibc gives each thread an arena of its own (up to eight per core) and keeps
-    what a thread frees in that arena for the thread's next allocations: a list of 10,000
-    jobs, some 20 MB at its peak, answered by each of the request threads in turn leaves one
-    such peak resident per thread. With one arena every request reuses the same memory. The
-    threads allocate while they hold the GIL, so they do not queue for the arena's lock.
-    """
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (AttributeError, OSError):  # not glibc
-        return
-    mallopt(_M_ARENA_MAX, 1)
-
-
-def freeze_startup_objects() -> None:
-    """Move every object built so far (the app, its routes, models, settings) out of the
-    cyclic garbage collector's sight with ``gc.freeze()``: they live as long as the process.
-
-    Otherwise each full collection walks them all again; one falling in a burst of 1,000 jobs
-    due at once paused every thread for about 100 ms (p99 lateness 252 ms without, 150 ms
-    with, memory store, in one run). Call once, when the service is built.
-    """
-    gc.collect()  # what is garbage already is not frozen
-    gc.freeze()
 
 
 def _app_or_exit(
@@ -106,7 +67,6 @@ def main(log_level: str) -> None:
 )
 def run(host: str, port: int, threads: int) -> None:
     """Serve the API with waitress (one process) and fire jobs; SIGTERM or Ctrl-C stops."""
-    _one_malloc_arena()
     from .control.startup import start_scheduler
     from .server import create_server
 
@@ -121,7 +81,6 @@ def run(host: str, port: int, threads: int) -> None:
         except ConfigError as exc:
             _fail(f"configuration error: {exc.message}")
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    freeze_startup_objects()
     prefix = app.config["SCHEDULER_API_PREFIX"]
     base = f"http://{host}:{port}"
     click.echo(

@@ -16,8 +16,8 @@ logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 class DeferredMigrate:
     """Flask-Migrate's ``Migrate``, imported when first used: importing Flask-Migrate imports
-    all of Alembic (about 0.1 s and 11 MB), which a start on a database already at the newest
-    schema never needs (see ``upgrade_database``).
+    all of Alembic, which a start on a database already at the newest schema never needs (see
+    ``upgrade_database``; what it saves, measured: ARCHITECTURE.md, "Start-up tricks").
 
     ``init_app`` registers what Flask-Migrate's does, ``app.extensions["migrate"]`` and the
     ``flask db`` commands, as stand-ins that load the real ones on first use.

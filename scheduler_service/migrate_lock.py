@@ -4,10 +4,11 @@ at a time across processes (replicas that start at once on a fresh database must
 
 ``at_head`` compares the ``alembic_version`` table with the heads of the migration scripts, read
 from their source: a start on an up-to-date database (the usual one) takes no lock and does not
-load Alembic. In any other state the process takes the lock and runs Alembic, which reads the
-version again under it. A migration still running elsewhere never looks finished: the version
-row changes in the migration's own transaction (PostgreSQL, SQLite), or after the DDL it
-stamps (MySQL, one migration at a time).
+load Alembic (what that saves, measured: ARCHITECTURE.md, "Start-up tricks"). In any other state
+the process takes the lock and runs Alembic, which reads the version again under it. A
+migration still running elsewhere never looks finished: the version row changes in the
+migration's own transaction (PostgreSQL, SQLite), or after the DDL it stamps (MySQL, one
+migration at a time).
 
 - PostgreSQL: a transaction-level advisory lock, taken inside the migration transaction (DDL is
   transactional there): the next process reads the current revision once the first commits.
