@@ -12,9 +12,11 @@ DEV_STAMP := $(VENV)/.installed-dev
 # started by the repository's own script; `make test NO_SERVICES=1` leaves them out (the tests
 # that need one then read TEST_*_URL, use testcontainers, or skip).
 SERVICES := bash scripts/services.sh
+# Bring the backends up and export their TEST_* variables for the command that follows.
+WITH_SERVICES = if [ -z "$(NO_SERVICES)" ]; then out=$$($(SERVICES) up) || exit 1; eval "$$out"; fi;
 BACKENDS ?=
 
-.PHONY: run test lint install services services-status services-down bench bench-failover
+.PHONY: run test test-all lint install services services-status services-down bench bench-failover
 
 $(VENV)/bin/python:
 	@echo "creating $(VENV) with $(PYTHON), and upgrading its pip"
@@ -45,12 +47,14 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
-# PYTEST_ARGS="tests/test_cli.py -x" runs part of the suite.
+# The fast run (under 4 minutes on 2 cores): every test but those marked slow (real servers,
+# several processes, failover, crashes, fuzzing). `make test-all` runs every test, as CI does.
+# PYTEST_ARGS="tests/api -x" runs part of the suite.
 test: lint
-	@if [ -z "$(NO_SERVICES)" ]; then \
-		out=$$($(SERVICES) up) || exit 1; eval "$$out"; \
-	fi; \
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@$(WITH_SERVICES) $(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: lint
+	@$(WITH_SERVICES) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # Start the test backends (all, or BACKENDS="postgres redis") and print their TEST_* exports.
 services:
