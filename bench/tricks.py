@@ -23,8 +23,8 @@
      p50/p99. Off: a ``sitecustomize`` on the server's PYTHONPATH turns ``gc.freeze`` into a
      no-op (the ``gc.collect()`` before it still runs).
 
-Tricks 3 and 4 were removed after this benchmark's first run (no gain, see
-ARCHITECTURE.md, "Start-up tricks"): their "on" and "off" now run the same code, a control of the noise.
+Tricks 3 and 4 were removed after this benchmark's first run (no gain, see ARCHITECTURE.md,
+"Start-up tricks"): their "on" and "off" now run the same code, a control of the noise.
 
 Modes alternate within each repetition, so a slow spell of the shared machine hits them all;
 figures are medians over the repetitions (min-max beside them), ratios are on/off. Servers

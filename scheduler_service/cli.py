@@ -18,6 +18,7 @@ from werkzeug.security import generate_password_hash
 
 from . import create_app
 from .errors import ConfigError
+from .scheduler.upstream import store_alias
 
 
 def _fail(message: str) -> NoReturn:
@@ -185,7 +186,7 @@ def list_jobs() -> None:
             click.echo(f"{'ID':<24} {'STORE':<10} {'NEXT RUN':<27} FUNC")
             for job in jobs:
                 next_run = iso(job.next_run_time) or "paused"
-                click.echo(f"{job.id:<24} {job._jobstore_alias:<10} {next_run:<27} {job.func_ref}")
+                click.echo(f"{job.id:<24} {store_alias(job):<10} {next_run:<27} {job.func_ref}")
             click.echo(f"{len(jobs)} job(s)", err=True)
     finally:
         app.extensions["scheduler_service"].shutdown(wait=False)

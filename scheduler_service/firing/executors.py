@@ -33,6 +33,7 @@ from ..runs.changes import timed_out_change
 from ..runs.recorder import record_submitted
 from ..runs.writer import RunChange
 from ..scheduler.policy import policy_of
+from ..scheduler.upstream import store_alias
 from .lifecycle import Fire, RunEvent, RunLifecycle, lifecycle_of
 from .pool import WorkerPool
 from .worker import (
@@ -124,7 +125,7 @@ class _RecordingPool:
                 return []
             # Announced first: a fast job's outcome must not be published before it.
             self._lifecycle.submitted(job, claimed, trigger=trigger, attempt=attempt)
-            work = Attempt(job, job._jobstore_alias, claimed, attempt, trigger, due)
+            work = Attempt(job, store_alias(job), claimed, attempt, trigger, due)
             self._submit(work, key)
         except BaseException:
             self._release(key)
@@ -158,7 +159,7 @@ class _RecordingPool:
 
     def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
         self._submit(
-            Attempt(job, job._jobstore_alias, [(t, None) for t in run_times], 1, "schedule", None),
+            Attempt(job, store_alias(job), [(t, None) for t in run_times], 1, "schedule", None),
             job.id,
         )
 

@@ -61,6 +61,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_PAUSED, STATE_STOPPED, TIMEOUT_MAX
 
 from ..runs.requests import PENDING_BATCH
+from ..scheduler.upstream import store_alias
 from ..stores import write_back
 from .lifecycle import Fire, HistoryUnavailable, RunLifecycle
 
@@ -277,7 +278,7 @@ class FencedScheduler(BackgroundScheduler):
         except MaxInstancesReachedError:
             events.append(
                 JobSubmissionEvent(
-                    EVENT_JOB_MAX_INSTANCES, job.id, job._jobstore_alias, [run.scheduled_run_time]
+                    EVENT_JOB_MAX_INSTANCES, job.id, store_alias(job), [run.scheduled_run_time]
                 )
             )
 

@@ -12,6 +12,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .policy import inner_trigger, policy_of
+from .upstream import store_alias
 
 
 def iso(value: datetime | None) -> str | None:
@@ -73,7 +74,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
     data["max_instances"] = job.max_instances
     data["next_run_time"] = iso(job.next_run_time)
     data["coalesce"] = job.coalesce
-    data["jobstore"] = job._jobstore_alias
+    data["jobstore"] = store_alias(job)
     data["executor"] = job.executor
     policy = policy_of(job.trigger)
     data["retries"] = policy.retries

@@ -42,6 +42,7 @@ from .specs import (
     policy_from,
 )
 from .triggers import build_trigger
+from .upstream import job_defaults, store_alias
 
 
 class RunRequests(Protocol):
@@ -118,8 +119,8 @@ class JobService:
             jobs = self.scheduler.get_jobs(jobstore)
         order = {alias: i for i, alias in enumerate(self.context.jobstores)}
         jobs = sorted(
-            (j for j in jobs if j._jobstore_alias in order),
-            key=lambda j: (order[j._jobstore_alias], *_soonest_first(j)),
+            (j for j in jobs if store_alias(j) in order),
+            key=lambda j: (order[store_alias(j)], *_soonest_first(j)),
         )
         if trigger is not None:
             jobs = [j for j in jobs if trigger_to_dict(j.trigger)["trigger"] == trigger]
@@ -221,7 +222,7 @@ class JobService:
             raise BadRequest("the job is not valid", errors=forbidden)
         job = self.get_job(job_id)
         patch = normalize(patch)
-        if patch.get("jobstore", job._jobstore_alias) != job._jobstore_alias:
+        if patch.get("jobstore", store_alias(job)) != store_alias(job):
             raise BadRequest(
                 "a job cannot move between stores; delete it and add it again",
                 errors={"jobstore": "cannot be changed"},
@@ -234,7 +235,7 @@ class JobService:
             changes["next_run_time"] = options["next_run_time"]
         with store_errors():
             try:
-                self.scheduler.modify_job(job_id, job._jobstore_alias, **changes)
+                self.scheduler.modify_job(job_id, store_alias(job), **changes)
             except JobLookupError:
                 raise NotFound(f"Job {job_id} not found") from None
         return self.get_job(job_id)
@@ -256,7 +257,7 @@ class JobService:
         """Pause a job: it keeps its schedule but does not fire until resumed."""
         job = self.get_job(job_id)
         with store_errors():
-            self.scheduler.pause_job(job_id, job._jobstore_alias)
+            self.scheduler.pause_job(job_id, store_alias(job))
         return self.get_job(job_id)
 
     def resume_job(self, job_id: str) -> Job:
@@ -271,7 +272,7 @@ class JobService:
         if first is None:
             raise Conflict(f"Job {job_id} has no fire time left; delete it or change its trigger")
         with store_errors():
-            self.scheduler.modify_job(job_id, job._jobstore_alias, next_run_time=first)
+            self.scheduler.modify_job(job_id, store_alias(job), next_run_time=first)
         return self.get_job(job_id)
 
     def remove_job(self, job_id: str) -> None:
@@ -333,12 +334,12 @@ class JobService:
             changes = self._declared_changes(existing, spec, options)
             if not changes:
                 return "unchanged"
-            self.scheduler.modify_job(spec.id, existing._jobstore_alias, **changes)
+            self.scheduler.modify_job(spec.id, store_alias(existing), **changes)
             return "updated"
 
     def _declared_changes(self, job: Job, spec: JobSpec, options: dict[str, Any]) -> dict:
         # Options the declaration leaves out take the scheduler's job defaults.
-        wanted = {"executor": "default", **self.scheduler._job_defaults, **options}
+        wanted = {"executor": "default", **job_defaults(self.scheduler), **options}
         current = job_to_dict(job)
         changes = {f: wanted[f] for f in OPTION_FIELDS if wanted[f] != current[f]}
         old, new = trigger_to_dict(job.trigger), trigger_to_dict(options["trigger"])
