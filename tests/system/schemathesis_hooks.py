@@ -1,6 +1,6 @@
-"""Schemathesis hooks for the CLI run of every phase (tests/test_api_fuzz.py): keep generated
-requests inside what one test can wait for, and let generated jobs reach the trigger and the
-store instead of being refused for a random `func`."""
+"""Schemathesis hooks for the CLI run of every phase (tests/system/test_api_fuzz.py): keep
+generated requests inside what one test can wait for, and let generated jobs reach the trigger
+and the store instead of being refused for a random `func`."""
 
 from __future__ import annotations
 

@@ -142,7 +142,7 @@ def test_the_ledger_records_every_instant_folded_into_a_run(client: FlaskClient)
 
 def test_a_next_run_time_in_the_year_1_is_bounded_work(client: FlaskClient) -> None:
     # Only a job that may run however late (misfire_grace_time null) can be given a time that
-    # far back: with a limit, it is a 422 (tests/test_bounds.py).
+    # far back: with a limit, it is a 422 (tests/scheduler/test_limits.py).
     ancient = {"next_run_time": "0001-01-01T00:00:00", "misfire_grace_time": None}
     add(client, "ancient", "jobs.examples:print_test", ["x"], **ancient)
     assert client.post("/scheduler/resume", headers=OPERATOR).status_code == 204

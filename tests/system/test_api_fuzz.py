@@ -66,7 +66,7 @@ def test_every_phase_finds_no_server_error_and_no_schema_violation(
     ]
     env = {
         **os.environ,
-        "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+        "SCHEMATHESIS_HOOKS": "tests.system.schemathesis_hooks",
         "PYTHONPATH": str(REPO_ROOT),
         "NO_COLOR": "1",
     }

@@ -27,7 +27,7 @@ N = 4  # processes per race
 ROUNDS = 10  # upsert races, one job id each: the first (cold) one seldom collides
 TIMEOUT = 60.0  # seconds for a whole race, spawning included
 SPAWN = multiprocessing.get_context("spawn")
-MIGRATIONS = Path(__file__).resolve().parent.parent / "scheduler_service" / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "scheduler_service" / "migrations"
 TABLES = {"blog_users", "blog_tags", "blog_posts", "blog_post_tags", "scheduler_runs"}
 
 Step = Callable[[Any], Any]  # run when the barrier opens; gets the barrier to meet again

@@ -1,5 +1,5 @@
 """Leader election on each live coordination server, claims per fire, and the settings and
-API of several replicas (the 3-process tests are in test_replicas.py)."""
+API of several replicas (the 3-process tests are in tests/system/test_replicas.py)."""
 
 from __future__ import annotations
 
