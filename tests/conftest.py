@@ -15,10 +15,11 @@ from flask.testing import FlaskClient
 
 from jobs import JobLimits
 from scheduler_service import create_app
-from tests.blog_fixtures import dispose, fresh_database
-from tests.helpers import base_config, service_url, stop_containers
 from tests.live_stores import LIVE, Live, release_connections, stop
-from tests.server import ADMIN_PASSWORD, DECLARED_JOB, Server, servers
+from tests.support.backends import service_url, stop_containers
+from tests.support.databases import dispose, fresh_database
+from tests.support.server import ADMIN_PASSWORD, DECLARED_JOB, Server, servers
+from tests.support.settings import base_config
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import ADMIN, OPERATOR, VIEWER
+from tests.support.credentials import ADMIN, OPERATOR, VIEWER
 
 
 def scrape(client: FlaskClient) -> dict[tuple[str, tuple], float]:

@@ -33,7 +33,9 @@ from scheduler_service.scheduler.specs import (
     TRIGGER_FIELDS,
     JobSpec,
 )
-from tests.helpers import ADMIN, OPERATOR, SEED, VIEWER, assert_error, base_config
+from tests.support.api import SEED, assert_error
+from tests.support.credentials import ADMIN, OPERATOR, VIEWER
+from tests.support.settings import base_config
 
 ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 AUTOMATIC = {"HEAD", "OPTIONS"}

@@ -11,7 +11,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.helpers import ADMIN, OPERATOR, SEED, VIEWER, assert_error, wait_for
+from tests.support.api import SEED, assert_error
+from tests.support.credentials import ADMIN, OPERATOR, VIEWER
+from tests.support.waiting import wait_for
 
 
 def add(client: FlaskClient, body: dict, **kw) -> dict:

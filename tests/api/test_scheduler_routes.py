@@ -10,7 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from scheduler_service.errors import ConfigError
-from tests.helpers import ADMIN, JOB, OPERATOR, wait_for
+from tests.support.api import JOB
+from tests.support.credentials import ADMIN, OPERATOR
+from tests.support.waiting import wait_for
 
 
 def info(client: FlaskClient) -> dict:

@@ -21,19 +21,28 @@ from scheduler_service import upgrade_database
 from scheduler_service.blog import service
 from scheduler_service.blog.models import Tag
 from scheduler_service.extensions import db
-from tests.blog_fixtures import (
-    BLOG_TABLES,
+from tests.support.api import assert_error
+from tests.support.credentials import ADMIN, OPERATOR, VIEWER
+from tests.support.databases import (
     ancestors,
     applied_revisions,
     dispose,
     fresh_database,
-    post,
     table_names,
 )
-from tests.helpers import ADMIN, OPERATOR, VIEWER, assert_error
-from tests.server import ADMIN_PASSWORD, Server
+from tests.support.server import ADMIN_PASSWORD, Server
 
 V1 = "/api/v1"
+BLOG_TABLES = {"blog_users", "blog_posts", "blog_tags", "blog_post_tags"}
+
+
+def post(client: FlaskClient, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:
+    """POST ``body`` to /api/v1/``path``; check the 201 and Location; return the new item."""
+    response = client.post(f"/api/v1/{path}", json=body, headers=headers)
+    assert response.status_code == 201, response.get_json()
+    item = response.get_json()
+    assert response.headers["Location"].endswith(f"/api/v1/{path}/{item['id']}")
+    return item
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -19,9 +19,11 @@ from scheduler_service.errors import ConfigError
 from scheduler_service.extensions import db
 from scheduler_service.runs.models import Run
 from scheduler_service.runs.recorder import Fire, claim_many
-from tests.blog_fixtures import dispose, fresh_database
-from tests.helpers import ADMIN, service_url, wait_for
-from tests.replicas import COORDINATION, drop_group
+from tests.support.backends import service_url
+from tests.support.credentials import ADMIN
+from tests.support.databases import dispose, fresh_database
+from tests.support.replicas import COORDINATION, drop_group
+from tests.support.waiting import wait_for
 
 LEASE = 3.0
 

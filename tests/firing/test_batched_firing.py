@@ -30,9 +30,11 @@ from scheduler_service.runs.models import FINAL_STATES, Run
 from scheduler_service.runs.recorder import Fire, claim_many
 from scheduler_service.scheduler.backends import build_jobstore
 from tests.app_jobs import GATES
-from tests.helpers import ADMIN, OPERATOR, stand_in_job, wait_for
-from tests.helpers import add_job as add
 from tests.live_stores import Live, stop
+from tests.support.api import add_job as add
+from tests.support.credentials import ADMIN, OPERATOR
+from tests.support.runs import stand_in_job
+from tests.support.waiting import wait_for
 
 DATE_JOBS, INTERVAL_JOBS = 100, 50
 INTERVAL = timedelta(hours=1)

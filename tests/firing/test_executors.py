@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from tests.helpers import ADMIN, wait_for
+from tests.support.credentials import ADMIN
+from tests.support.waiting import wait_for
 
 
 @pytest.mark.parametrize("executor", ["default", "process"])

@@ -19,7 +19,8 @@ from scheduler_service.coordination.replicas import machine_id, process_start
 from scheduler_service.extensions import db
 from scheduler_service.firing.loop import LEDGER_LIMIT
 from scheduler_service.runs.models import Run
-from tests.helpers import ADMIN, OPERATOR, VIEWER, wait_for
+from tests.support.credentials import ADMIN, OPERATOR, VIEWER
+from tests.support.waiting import wait_for
 
 
 def add(client: FlaskClient, job_id: str, func: str, args: list, **extra) -> dict:

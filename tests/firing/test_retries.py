@@ -9,7 +9,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from scheduler_service.scheduler.policy import MAX_RETRY_DELAY, RunPolicy
-from tests.helpers import ADMIN, OPERATOR, VIEWER, wait_for
+from tests.support.credentials import ADMIN, OPERATOR, VIEWER
+from tests.support.waiting import wait_for
 
 
 def add(client: FlaskClient, job_id: str, func: str, args: list, **extra) -> dict:

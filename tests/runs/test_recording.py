@@ -14,7 +14,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.helpers import ADMIN, OPERATOR, VIEWER, wait_for
+from tests.support.credentials import ADMIN, OPERATOR, VIEWER
+from tests.support.waiting import wait_for
 
 
 def add(client: FlaskClient, job_id: str, func: str, args: list, **extra) -> None:

@@ -10,7 +10,8 @@ from flask import Flask
 from scheduler_service.extensions import db
 from scheduler_service.runs.models import Run
 from scheduler_service.runs.retention import prune_runs
-from tests.helpers import ADMIN, OPERATOR, VIEWER, wait_for
+from tests.support.credentials import ADMIN, OPERATOR, VIEWER
+from tests.support.waiting import wait_for
 
 
 def add_runs(app: Flask, job_id: str, ages_days: list[float], state: str = "succeeded") -> None:

@@ -16,7 +16,8 @@ from scheduler_service.extensions import db
 from scheduler_service.runs.models import Run
 from scheduler_service.runs.recorder import record_submitted
 from scheduler_service.runs.writer import RunChange, RunWriter, write_changes
-from tests.helpers import stand_in_job, wait_for
+from tests.support.runs import stand_in_job
+from tests.support.waiting import wait_for
 
 NOW = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
 

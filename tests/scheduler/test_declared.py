@@ -9,7 +9,8 @@ import pytest
 from flask import Flask
 
 from scheduler_service.errors import ConfigError
-from tests.helpers import ADMIN, OPERATOR, wait_for
+from tests.support.credentials import ADMIN, OPERATOR
+from tests.support.waiting import wait_for
 
 TICK = {
     "id": "tick",

@@ -21,8 +21,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from scheduler_service.errors import ConfigError
-from tests.helpers import ADMIN, OPERATOR, VIEWER, assert_error, wait_for
-from tests.helpers import add_job as added
+from tests.support.api import add_job as added
+from tests.support.api import assert_error
+from tests.support.credentials import ADMIN, OPERATOR, VIEWER
+from tests.support.waiting import wait_for
 
 SECRET = "s3cr3t-Value-4711"
 

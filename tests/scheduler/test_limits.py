@@ -18,9 +18,11 @@ from flask.testing import FlaskClient
 from scheduler_service.firing.loop import LEDGER_LIMIT, due_run_times
 from scheduler_service.scheduler.horizon import HORIZON_YEARS
 from scheduler_service.scheduler.limits import ID_RULE, MAX_ARGS_BYTES, MAX_ARGS_DEPTH
-from tests.helpers import ADMIN, OPERATOR, SEED, assert_error, wait_for
-from tests.helpers import add_job as add
-from tests.helpers import get_job as get
+from tests.support.api import SEED, assert_error
+from tests.support.api import add_job as add
+from tests.support.api import get_job as get
+from tests.support.credentials import ADMIN, OPERATOR
+from tests.support.waiting import wait_for
 
 HOURLY = {
     "id": "h",
@@ -382,7 +384,7 @@ def test_migration_0005_makes_the_run_history_exact_on_mariadb(
     from sqlalchemy import text
 
     from scheduler_service.extensions import db
-    from tests.blog_fixtures import dispose, fresh_database
+    from tests.support.databases import dispose, fresh_database
 
     def collation() -> str:
         with app.app_context(), db.engine.connect() as conn:

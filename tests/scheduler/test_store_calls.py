@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.helpers import ADMIN, JOB, assert_error
+from tests.support.api import JOB, assert_error
+from tests.support.credentials import ADMIN
 
 
 def spy(monkeypatch: pytest.MonkeyPatch, store: Any, *methods: str) -> dict[str, int]:

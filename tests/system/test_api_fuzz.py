@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.server import ADMIN_PASSWORD, ADMIN_USER, REPO_ROOT, Server
+from tests.support.server import ADMIN_PASSWORD, ADMIN_USER, REPO_ROOT, Server
 
 SEED = 20240501
 MAX_EXAMPLES = 40

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import wait_for
-from tests.replicas import (
+from tests.support.replicas import (
     COORDINATION,
     Cluster,
     cluster_view,
@@ -29,7 +28,8 @@ from tests.replicas import (
     stderr_tails,
     utc,
 )
-from tests.server import Answer, Server
+from tests.support.server import Answer, Server
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.services
 

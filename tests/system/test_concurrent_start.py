@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import JOB, service_url
 from tests.live_stores import Live, sql_live
+from tests.support.api import JOB
+from tests.support.backends import service_url
 
 N = 4  # processes per race
 ROUNDS = 10  # upsert races, one job id each: the first (cold) one seldom collides

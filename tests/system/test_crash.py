@@ -23,8 +23,15 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import wait_for
-from tests.server import ADMIN_PASSWORD, REPO_ROOT, Server, console_script, free_port, servers
+from tests.support.server import (
+    ADMIN_PASSWORD,
+    REPO_ROOT,
+    Server,
+    console_script,
+    free_port,
+    servers,
+)
+from tests.support.waiting import wait_for
 
 JOBS = 300  # the burst (issue 14 asks for at least 300)
 WORKERS = 20  # thread executor: 20 lines a second, so a 300-job burst lasts about 15 s

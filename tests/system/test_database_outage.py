@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import wait_for
-from tests.server import ADMIN_PASSWORD, REPO_ROOT, Server, free_port
+from tests.support.server import ADMIN_PASSWORD, REPO_ROOT, Server, free_port
+from tests.support.waiting import wait_for
 
 FINAL_TIMEOUT = 30.0  # from the database's return to every run recorded final
 OPEN_STATES = ("pending", "submitted", "running")

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import service_url
-from tests.replicas import check_fires, executions, fresh_postgres_database, recording_job
-from tests.server import ADMIN_PASSWORD, REPO_ROOT, STOP_TIMEOUT, Server, free_port
+from tests.support.backends import service_url
+from tests.support.replicas import check_fires, executions, fresh_postgres_database, recording_job
+from tests.support.server import ADMIN_PASSWORD, REPO_ROOT, STOP_TIMEOUT, Server, free_port
 
 pytestmark = pytest.mark.services
 

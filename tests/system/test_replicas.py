@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.replicas import (
+from tests.support.replicas import (
     COORDINATION,
     Cluster,
     check_fires,
@@ -21,7 +21,7 @@ from tests.replicas import (
     fresh_postgres_database,
     recording_job,
 )
-from tests.server import Server
+from tests.support.server import Server
 
 pytestmark = pytest.mark.services
 

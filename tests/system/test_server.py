@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.server import (
+from tests.support.server import (
     ADMIN_PASSWORD,
     FIRE_TIMEOUT,
     REPO_ROOT,

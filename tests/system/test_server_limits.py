@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile import closed_by_peer, exchange, read_response
-from tests.server import ADMIN_PASSWORD, REPO_ROOT, Server, servers
+from tests.support.hostile import closed_by_peer, exchange, read_response
+from tests.support.server import ADMIN_PASSWORD, REPO_ROOT, Server, servers
 
 TOKEN = "t0ken-for-the-server-limits"
 LIMIT = 1024 * 1024  # SCHEDULER_MAX_BODY_BYTES in the chunked test
@@ -77,7 +77,7 @@ def attack(tmp_path: Path) -> Iterator[Callable[[Server], Callable[[], dict[str,
                 [
                     sys.executable,
                     "-m",
-                    "tests.hostile",
+                    "tests.support.hostile",
                     str(server.port),
                     "127.0.0.2",
                     "32",

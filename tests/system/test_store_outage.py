@@ -19,7 +19,8 @@ import redis
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import ADMIN, wait_for
+from tests.support.credentials import ADMIN
+from tests.support.waiting import wait_for
 
 
 def free_port() -> int:

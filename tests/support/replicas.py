@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.blog_fixtures import fresh_database
-from tests.helpers import service_url, wait_for
-from tests.server import ADMIN_PASSWORD, Server
+from tests.support.backends import service_url
+from tests.support.databases import fresh_database
+from tests.support.server import ADMIN_PASSWORD, Server
+from tests.support.waiting import wait_for
 
 # backend -> (the TEST_* variable of its server, its SCHEDULER_COORDINATION URL for a group)
 COORDINATION = {

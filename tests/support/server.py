@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import wait_for
+from tests.support.waiting import wait_for
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "e2e-Strong-pass-4711"
 STARTUP_TIMEOUT = 20.0

@@ -1,7 +1,7 @@
 """Raw-socket HTTP for tests that send what HTTP clients will not (raw bytes in headers, a
 body never finished), and a password-guessing load to run in a process of its own:
 
-    python -m tests.hostile PORT SOURCE_ADDRESS CONNECTIONS STATUS_FILE
+    python -m tests.support.hostile PORT SOURCE_ADDRESS CONNECTIONS STATUS_FILE
 
 opens CONNECTIONS keep-alive connections from SOURCE_ADDRESS (any 127.x.y.z is the loopback
 on Linux) and sends wrong HTTP Basic passwords on each as fast as the server answers; it

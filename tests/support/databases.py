@@ -1,4 +1,4 @@
-"""Helpers of the blog tests: fresh databases on live servers, schema and revision probes."""
+"""Fresh databases on the live SQL servers, and probes of their tables and Alembic revisions."""
 
 from __future__ import annotations
 
@@ -6,21 +6,18 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy.pool import NullPool
 
 import scheduler_service
 from scheduler_service.extensions import db
-from tests.helpers import ADMIN, service_url
+from tests.support.backends import service_url
 
 MIGRATIONS = Path(scheduler_service.__file__).parent / "migrations"
-BLOG_TABLES = {"blog_users", "blog_posts", "blog_tags", "blog_post_tags"}
 
 
 @contextmanager
@@ -64,12 +61,3 @@ def ancestors(revisions: set[str]) -> set[str]:
     """Return ``revisions`` and every revision they build on."""
     script = ScriptDirectory(str(MIGRATIONS))
     return {rev.revision for rev in script.iterate_revisions(tuple(revisions), "base")}
-
-
-def post(client: FlaskClient, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:
-    """POST ``body`` to /api/v1/``path``; check the 201 and Location; return the new item."""
-    response = client.post(f"/api/v1/{path}", json=body, headers=headers)
-    assert response.status_code == 201, response.get_json()
-    item = response.get_json()
-    assert response.headers["Location"].endswith(f"/api/v1/{path}/{item['id']}")
-    return item
