@@ -135,7 +135,11 @@ def recording_job(job_id: str, log: Path, start: datetime) -> dict[str, Any]:
     """A 1-second job from ``start`` that writes each run down in ``log``; late fires still
     run (no coalescing, two minutes of grace), so a failover loses none. After a failover the
     new leader runs the missed fires as one batch, which counts as one instance: room for
-    more keeps the next fire from being skipped (max_instances) while the batch runs."""
+    more keeps the next fire from being skipped (max_instances) while the batch runs.
+
+    The first fire is ``start`` even if the POST lands after it, on a loaded machine: an
+    interval trigger alone would begin at the next second after the POST, and a check of
+    every fire from ``start`` would miss the first ones; a late first fire runs at once."""
     return {
         "id": job_id,
         "func": "jobs.examples:record",
@@ -143,6 +147,7 @@ def recording_job(job_id: str, log: Path, start: datetime) -> dict[str, Any]:
         "trigger": "interval",
         "seconds": 1,
         "start_date": start.isoformat(),
+        "next_run_time": start.isoformat(),
         "coalesce": False,
         "misfire_grace_time": 120,
         "max_instances": 5,

@@ -15,7 +15,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.support.server import ADMIN_PASSWORD, ADMIN_USER, REPO_ROOT, Server
+
+pytestmark = pytest.mark.slow
 
 SEED = 20240501
 MAX_EXAMPLES = 40
@@ -31,6 +35,7 @@ CHECKS = ",".join(
         "response_headers_conformance",
     )
 )
+
 RUN_TIMEOUT = 900  # seconds; the run takes about one minute on two loaded cores
 
 

@@ -31,7 +31,7 @@ from tests.support.replicas import (
 from tests.support.server import Answer, Server
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 TAKEOVER = 10.0  # a dead leader is replaced within the lease (5 s) plus one renewal
 HEARTBEAT_INTERVAL = 0.5
@@ -83,7 +83,9 @@ def add_job(via: Server, body: dict[str, Any]) -> dict[str, Any]:
 
 def ticking_job(job_id: str, log: Path, start: datetime) -> dict[str, Any]:
     """A 1-second job from ``start`` that writes each execution down in ``log``; coalescing
-    left at its default, and grace enough that a failover's late fires still run."""
+    left at its default, and grace enough that a failover's late fires still run. Its first
+    fire is ``start`` even when the POST lands after it on a loaded machine (an interval
+    trigger alone would begin at the next second after the POST)."""
     return {
         "id": job_id,
         "func": "jobs.examples:record",
@@ -91,13 +93,15 @@ def ticking_job(job_id: str, log: Path, start: datetime) -> dict[str, Any]:
         "trigger": "interval",
         "seconds": 1,
         "start_date": start.isoformat(),
+        "next_run_time": start.isoformat(),
         "misfire_grace_time": 30,
     }
 
 
 def failing_job(job_id: str, start: datetime) -> dict[str, Any]:
     """One fire at ``start`` (the next is an hour later) that always fails: 2 retries, the
-    first 2 s after the failure, the second 4 s after the next."""
+    first 2 s after the failure, the second 4 s after the next. Its fire is ``start`` even when
+    the POST lands after it."""
     return {
         "id": job_id,
         "func": "jobs.examples:fail",
@@ -105,6 +109,7 @@ def failing_job(job_id: str, start: datetime) -> dict[str, Any]:
         "trigger": "interval",
         "hours": 1,
         "start_date": start.isoformat(),
+        "next_run_time": start.isoformat(),
         "retries": 2,
         "retry_delay": 2,
     }

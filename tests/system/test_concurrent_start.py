@@ -24,6 +24,8 @@ from tests.live_stores import Live, sql_live
 from tests.support.api import JOB
 from tests.support.backends import service_url
 
+pytestmark = pytest.mark.slow
+
 N = 4  # processes per race
 ROUNDS = 10  # upsert races, one job id each: the first (cold) one seldom collides
 TIMEOUT = 60.0  # seconds for a whole race, spawning included

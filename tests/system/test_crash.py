@@ -33,6 +33,8 @@ from tests.support.server import (
 )
 from tests.support.waiting import wait_for
 
+pytestmark = pytest.mark.slow
+
 JOBS = 300  # the burst (issue 14 asks for at least 300)
 WORKERS = 20  # thread executor: 20 lines a second, so a 300-job burst lasts about 15 s
 KILL_AFTER_LINES = 100  # a good share done, most still to run

@@ -25,6 +25,8 @@ import pytest
 from tests.support.server import ADMIN_PASSWORD, REPO_ROOT, Server, free_port
 from tests.support.waiting import wait_for
 
+pytestmark = pytest.mark.slow
+
 FINAL_TIMEOUT = 30.0  # from the database's return to every run recorded final
 OPEN_STATES = ("pending", "submitted", "running")
 HEARTBEAT_TIMEOUT = 3.0

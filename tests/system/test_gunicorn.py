@@ -25,7 +25,7 @@ from tests.support.backends import service_url
 from tests.support.replicas import check_fires, executions, fresh_postgres_database, recording_job
 from tests.support.server import ADMIN_PASSWORD, REPO_ROOT, STOP_TIMEOUT, Server, free_port
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 CONFIG = REPO_ROOT / "config" / "gunicorn.conf.py"
 WORKERS = 3

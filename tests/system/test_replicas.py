@@ -23,7 +23,7 @@ from tests.support.replicas import (
 )
 from tests.support.server import Server
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 LEASE = 5.0  # the default SCHEDULER_COORDINATION_LEASE
 TAKEOVER = 10.0  # the target for a failover with the defaults

@@ -23,6 +23,8 @@ from tests.support.server import (
     free_port,
 )
 
+pytestmark = pytest.mark.slow
+
 
 def lines_of(log: Path) -> list[list[str]]:
     """The "<time> <pid> <value>" lines jobs.examples:record appended to ``log``."""

@@ -22,6 +22,8 @@ import pytest
 from tests.support.hostile import closed_by_peer, exchange, read_response
 from tests.support.server import ADMIN_PASSWORD, REPO_ROOT, Server, servers
 
+pytestmark = pytest.mark.slow
+
 TOKEN = "t0ken-for-the-server-limits"
 LIMIT = 1024 * 1024  # SCHEDULER_MAX_BODY_BYTES in the chunked test
 BASIC = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()

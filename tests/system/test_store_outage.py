@@ -24,6 +24,8 @@ from tests.support.waiting import wait_for
 # The redis extra is optional: without it this module is skipped, the rest still collects.
 redis = pytest.importorskip("redis")
 
+pytestmark = pytest.mark.slow
+
 
 def free_port() -> int:
     with socket.socket() as sock:
