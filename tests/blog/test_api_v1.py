@@ -635,6 +635,7 @@ def test_mariadb_smoke(make_app: Callable[..., Flask]) -> None:
             dispose(app)
 
 
+@pytest.mark.slow  # a real `scheduler-service run` per database
 def test_the_done_scenario_through_the_running_service(
     database: dict[str, Any], tmp_path: Path
 ) -> None:
