@@ -98,7 +98,8 @@ def test_ids_that_differ_by_case_fire_and_are_recorded_apart(
     """The run history on MariaDB compared job ids without case: `Nightly` and `nightly`
     claimed one fire between them, and one of them never ran (skipped_duplicate)."""
     client, log = claims_app.test_client(), tmp_path / "case.log"
-    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    # Due already (the current whole second), added while paused: both fire at once on resume.
+    at = datetime.now(UTC).replace(microsecond=0)
     for job_id in ("Nightly", "nightly"):  # one instant: one claim each
         body = {**HOURLY, "id": job_id, "func": "jobs.examples:record", "args": [str(log), job_id]}
         add(client, {**body, "next_run_time": at.isoformat()})
