@@ -50,8 +50,12 @@ def pair(request: pytest.FixtureRequest) -> Iterator[list[LeaderElection]]:
     for election in started:
         election.start()
     yield started
-    for election in started:
-        election.stop()
+    # Side by side: each stop joins listener threads that poll once a second.
+    stopping = [threading.Thread(target=election.stop) for election in started]
+    for thread in stopping:
+        thread.start()
+    for thread in stopping:
+        thread.join()
     drop_group(request.param, group)
 
 
