@@ -157,6 +157,7 @@ def test_retries_never_eat_scheduled_fires(client: FlaskClient, tmp_path: Path) 
     assert all(r["trigger"] == "schedule" for r in runs)
 
 
+@pytest.mark.slow  # a crash: a process of its own, killed
 def test_a_dedicated_child_that_dies_is_a_failed_run(make_app) -> None:
     client = make_app(SCHEDULER_ALLOWED_MODULES=["jobs", "tests.app_jobs"]).test_client()
     add(client, "crash", "tests.app_jobs:die", [3], timeout=30, executor="process")
@@ -165,6 +166,7 @@ def test_a_dedicated_child_that_dies_is_a_failed_run(make_app) -> None:
     assert run["error"] == "its process exited with code 3"
 
 
+@pytest.mark.slow  # a crash: the pool's child dies, and the pool is rebuilt
 def test_a_pool_child_that_dies_is_a_failed_run(make_app) -> None:
     client = make_app(SCHEDULER_ALLOWED_MODULES=["jobs", "tests.app_jobs"]).test_client()
     add(client, "crash", "tests.app_jobs:die", [4], executor="process")
