@@ -158,6 +158,7 @@ def check_config() -> None:
     exist yet is reported as one the service will create.
     """
     from .errors import ServiceUnavailable
+    from .extensions import db
     from .scheduler.ext import get_scheduler
 
     app = _app_or_exit({"SCHEDULER_AUTOSTART": False}, check=True)
@@ -169,7 +170,10 @@ def check_config() -> None:
             )
         except ServiceUnavailable as exc:
             _fail(f"configuration error: {exc.message}")
-        database = _database_state(app)
+        try:
+            database = _database_state(app)
+        finally:
+            db.engine.dispose()  # leave no connection open (the command may run in-process)
     for alias, path in to_make.items():
         click.echo(f"job store {alias!r}: {path} will be created at start", err=True)
     stores = ", ".join(extension.jobstores)

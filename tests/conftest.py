@@ -98,6 +98,7 @@ def make_app(tmp_path: Path, migrated_database: Path) -> Iterator[Callable[..., 
         extension = app.extensions["scheduler_service"]
         if extension.running:
             extension.shutdown(wait=True)
+        dispose(app)  # close its database connections now, not when the collector frees it
 
 
 @pytest.fixture
