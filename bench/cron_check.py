@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scheduler_service import create_app
-from tests.helpers import ADMIN, base_config
+from tests.support.credentials import ADMIN
+from tests.support.settings import base_config
 
 CASES = {
     "valid: minute 0 (hourly)": {"minute": "0"},

@@ -55,13 +55,13 @@ if str(REPO) not in sys.path:  # `python bench/failover.py`: tests/ is a package
 import pytest  # noqa: E402 - tests.* report failures with pytest's outcome exceptions
 from run import machine as run_machine  # noqa: E402  (bench/run.py, beside this script)
 
-from tests.replicas import (  # noqa: E402
+from tests.support.replicas import (  # noqa: E402
     COORDINATION,
     Cluster,
     fire_times,
     fresh_postgres_database,
 )
-from tests.server import Server  # noqa: E402
+from tests.support.server import Server  # noqa: E402
 
 BACKENDS = ("zookeeper", "redis", "postgresql")
 REPLICAS = 3

@@ -119,6 +119,7 @@ def check_config() -> None:
     """
     from .control import get_scheduler
     from .errors import ServiceUnavailable
+    from .extensions import db
 
     app = _app_or_exit({"SCHEDULER_AUTOSTART": False}, check=True)
     with app.app_context():
@@ -129,7 +130,10 @@ def check_config() -> None:
             )
         except ServiceUnavailable as exc:
             _fail(f"configuration error: {exc.message}")
-        database = _database_state(app)
+        try:
+            database = _database_state(app)
+        finally:
+            db.engine.dispose()  # leave no connection open (the command may run in-process)
     for alias, path in to_make.items():
         click.echo(f"job store {alias!r}: {path} will be created at start", err=True)
     stores = ", ".join(extension.jobstores)

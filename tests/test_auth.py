@@ -14,7 +14,9 @@ from werkzeug.security import generate_password_hash
 
 from scheduler_service import auth
 from scheduler_service.errors import ConfigError
-from tests.helpers import ADMIN, JOB, OPERATOR, PASSWORDS, VIEWER, basic, wait_for
+from tests.support.api import JOB
+from tests.support.credentials import ADMIN, OPERATOR, PASSWORDS, VIEWER, basic
+from tests.support.waiting import wait_for
 
 
 def test_missing_credentials_are_401_with_challenge(client: FlaskClient) -> None:

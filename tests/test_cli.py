@@ -20,8 +20,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from scheduler_service import create_app
 from scheduler_service.cli import main
-from tests.blog_fixtures import fresh_database
-from tests.helpers import SEED, basic
+from tests.support.api import SEED
+from tests.support.credentials import basic
+from tests.support.databases import dispose, fresh_database
 
 STRONG_PASSWORD = "cli-Test-pass-9"
 # A cheap hash keeps the suite fast; the service's default (scrypt) costs tens of milliseconds.
@@ -96,6 +97,7 @@ def build_app() -> Iterator[Callable[..., Flask]]:
         extension = app.extensions["scheduler_service"]
         if extension.running:
             extension.shutdown(wait=True)
+        dispose(app)
 
 
 def stored_job_ids(instance: Path) -> list[str]:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.helpers import ADMIN, OPERATOR, VIEWER
+from tests.support.credentials import ADMIN, OPERATOR, VIEWER
 
 JOB = {
     "id": "e",

@@ -14,7 +14,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.helpers import ADMIN, SEED, assert_error
+from tests.support.api import SEED, assert_error
+from tests.support.credentials import ADMIN
 
 LIMIT = 4096  # SCHEDULER_MAX_BODY_BYTES in these tests
 TOKEN = "t0ken-for-the-guards"

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import ADMIN, OPERATOR, VIEWER
+from scheduler_service import create_app
+from tests.support.credentials import ADMIN, OPERATOR, VIEWER
+from tests.support.settings import base_config
 
 
 def scrape(client: FlaskClient) -> dict[tuple[str, tuple], float]:
@@ -115,3 +120,14 @@ def test_jobs_per_store_on_every_backend(store_app: Callable[..., Flask]) -> Non
     client.post("/scheduler/jobs/b/pause", headers=OPERATOR)
     client.delete("/scheduler/jobs/c", headers=ADMIN)
     assert scrape(client)[("scheduler_jobs", (("jobstore", "default"),))] == 2
+
+
+def test_an_app_shut_down_is_freed(tmp_path: Path) -> None:
+    """Nothing global keeps an app alive once it is shut down: the store-error signal held
+    each app's metrics, and through them the whole app, for the life of the process."""
+    app = create_app(base_config(tmp_path / "instance"))
+    app.extensions["scheduler_service"].shutdown(wait=True)
+    freed = weakref.ref(app)
+    del app
+    gc.collect()
+    assert freed() is None

@@ -33,7 +33,9 @@ from scheduler_service.scheduler.specs import (
     TRIGGER_FIELDS,
     JobSpec,
 )
-from tests.helpers import ADMIN, OPERATOR, SEED, VIEWER, assert_error, base_config
+from tests.support.api import SEED, assert_error
+from tests.support.credentials import ADMIN, OPERATOR, VIEWER
+from tests.support.settings import base_config
 
 ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 AUTOMATIC = {"HEAD", "OPTIONS"}
@@ -348,6 +350,9 @@ def _reset_seed_job(app: Flask) -> None:
 everything = schemathesis.pytest.from_fixture("api_schema").exclude(path_regex=SCHEDULER_CONTROL)
 
 
+# The two runs over every operation are fuzzing (50 generated cases each, a minute between
+# them on two cores): slow. The scheduler-control run, a few seconds, stays in the fast run.
+@pytest.mark.slow
 @SETTINGS
 @everything.parametrize()
 def test_the_api_answers_as_documented(case: Any) -> None:
@@ -370,6 +375,7 @@ def _on_seeded_resources(ctx: Any) -> bool:
     return "{" in op.path or op.path == "/scheduler/jobs"
 
 
+@pytest.mark.slow
 @SETTINGS
 @schemathesis.pytest.from_fixture("seeded_schema").include(_on_seeded_resources).parametrize()
 def test_the_api_answers_as_documented_on_existing_resources(case: Any, api_app: Flask) -> None:

@@ -11,7 +11,7 @@ from flask import Flask
 
 from scheduler_service.errors import ConfigError
 from scheduler_service.settings import DEFAULTS, load_settings
-from tests.helpers import ADMIN
+from tests.support.credentials import ADMIN
 
 
 def test_every_default_has_a_type_check() -> None:

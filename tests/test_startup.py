@@ -24,7 +24,8 @@ from scheduler_service.extensions import db
 from scheduler_service.migrate_lock import VERSIONS, at_head, script_heads
 from scheduler_service.scheduler.declared import DeclaredJobs, load_declared_jobs
 from scheduler_service.scheduler.specs import JobContext, parse_spec
-from tests.helpers import ADMIN, base_config
+from tests.support.credentials import ADMIN
+from tests.support.settings import base_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

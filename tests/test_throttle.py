@@ -18,7 +18,10 @@ from werkzeug.test import TestResponse
 
 import scheduler_service.auth as auth
 from scheduler_service.errors import ConfigError
-from tests.helpers import ADMIN, OPERATOR, PASSWORDS, assert_error, basic, service_url, wait_for
+from tests.support.api import assert_error
+from tests.support.backends import service_url
+from tests.support.credentials import ADMIN, OPERATOR, PASSWORDS, basic
+from tests.support.waiting import wait_for
 
 TOKEN = "t0ken-for-the-throttle-tests"
 MANY = "10000/minute"  # a limit these tests never reach

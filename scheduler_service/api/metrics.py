@@ -161,7 +161,7 @@ def init_metrics(app: Flask, extension: ServiceScheduler) -> None:
     metrics = ServiceMetrics(extension)
     if extension.lifecycle is not None:
         extension.lifecycle.subscribe(metrics.on_run)
-    store_error.connect(metrics.on_store_error, sender=app, weak=False)
+    store_error.connect(metrics.on_store_error, sender=app)
     app.extensions[EXTENSION_KEY] = metrics
 
 

@@ -9,7 +9,8 @@ import pytest
 import redis
 from flask import Flask
 
-from tests.helpers import ADMIN, service_url
+from tests.support.backends import service_url
+from tests.support.credentials import ADMIN
 
 
 @pytest.fixture

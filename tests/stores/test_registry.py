@@ -33,8 +33,8 @@ from scheduler_service.stores import (
     parse_jobstore_url,
     probe_jobstore,
 )
-from tests.helpers import service_url
 from tests.live_stores import LIVE, Live
+from tests.support.backends import service_url
 
 SECRET = "s3cr3t-Pa55"  # put in URLs and options; must never reach a message or a description
 

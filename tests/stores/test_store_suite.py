@@ -20,10 +20,12 @@ from flask.testing import FlaskClient
 
 from scheduler_service.scheduler.limits import ID_RULE, MAX_ARGS_BYTES
 from scheduler_service.stores import parse_jobstore_url
-from tests.helpers import ADMIN, OPERATOR, SEED, wait_for
-from tests.helpers import add_job as add
-from tests.helpers import get_job as get
 from tests.live_stores import Live, stop
+from tests.support.api import SEED
+from tests.support.api import add_job as add
+from tests.support.api import get_job as get
+from tests.support.credentials import ADMIN, OPERATOR
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.services
 

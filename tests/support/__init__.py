@@ -1,0 +1,1 @@
+"""What the tests share, one module per purpose (see tests/README.md)."""
