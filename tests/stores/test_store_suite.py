@@ -326,9 +326,16 @@ def test_ids_that_differ_by_case_are_separate_jobs(
 ) -> None:
     client = store_app().test_client()
     log = tmp_path / "case" / "record.log"
-    at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
-    for job_id in ("Nightly", "nightly"):  # due at one instant, while paused
-        body = {"id": job_id, "func": "jobs.examples:record", "args": [str(log), job_id]}
+    # Due at one instant, the current whole second, added while paused: both are due when
+    # the scheduler resumes, however long adding them took (within their minute of grace).
+    at = datetime.now(UTC).replace(microsecond=0)
+    for job_id in ("Nightly", "nightly"):
+        body = {
+            "id": job_id,
+            "func": "jobs.examples:record",
+            "args": [str(log), job_id],
+            "misfire_grace_time": 60,
+        }
         add(client, {**body, "trigger": "interval", "hours": 1, "next_run_time": at.isoformat()})
     assert sorted(job["id"] for job in listing(client)[0]) == ["Nightly", "nightly"]
     assert get(client, "nightly")["args"] == [str(log), "nightly"]
