@@ -19,15 +19,9 @@ from scheduler_service.coordination.replicas import machine_id, process_start
 from scheduler_service.extensions import db
 from scheduler_service.firing.loop import LEDGER_LIMIT
 from scheduler_service.runs.models import Run
+from tests.support.api import add_hourly_job as add
 from tests.support.credentials import ADMIN, OPERATOR, VIEWER
 from tests.support.waiting import wait_for
-
-
-def add(client: FlaskClient, job_id: str, func: str, args: list, **extra) -> dict:
-    body = {"id": job_id, "func": func, "args": args, "trigger": "interval", "hours": 1, **extra}
-    response = client.post("/scheduler/jobs", json=body, headers=ADMIN)
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
 
 
 def runs_of(client: FlaskClient, job_id: str) -> list[dict]:

@@ -50,3 +50,9 @@ def get_job(client: Any, job_id: str) -> dict:
     response = client.get(f"/scheduler/jobs/{job_id}", headers=ADMIN)
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()
+
+
+def add_hourly_job(client: Any, job_id: str, func: str, args: list, **extra: Any) -> dict:
+    """Add an hourly interval job running ``func(*args)`` (``extra``: more fields); return it."""
+    body = {"id": job_id, "func": func, "args": args, "trigger": "interval", "hours": 1, **extra}
+    return add_job(client, body)
