@@ -13,18 +13,18 @@
        - off: both of those;
        - plain: a plain ``Migrate`` and no head check of ours: ``flask_migrate.upgrade`` runs
          and Alembic finds nothing to do (the simplest code).
-3.   One malloc arena at ``run`` (cli._one_malloc_arena): a real ``scheduler-service run``
+3.   One malloc arena at ``run`` (tuning.one_malloc_arena): a real ``scheduler-service run``
      with N jobs (10,000) in the memory store, listed whole (GET /scheduler/jobs) by 8
      concurrent clients (the server's 8 request threads), 3 rounds; server RSS before and
      after. Off: ``MALLOC_ARENA_MAX=64`` in the server's environment (the code then leaves
      glibc's per-thread arenas alone).
-4.   ``gc.freeze()`` after the app is built (cli.freeze_startup_objects): a burst of 1,000 date
+4.   ``gc.freeze()`` after the app is built (tuning.freeze_startup_objects): a burst of 1,000 date
      jobs due at one instant (the kit's fire_bench.py, memory store, 20 workers), lateness
      p50/p99. Off: a ``sitecustomize`` on the server's PYTHONPATH turns ``gc.freeze`` into a
      no-op (the ``gc.collect()`` before it still runs).
 
-Tricks 3 and 4 were removed after this benchmark's first run (no gain, see ARCHITECTURE.md,
-"Start-up tricks"): their "on" and "off" now run the same code, a control of the noise.
+Tricks 3 and 4 show no gain here, on the memory store; on a SQLite store `bench/run.py` shows
+both (list-all and RSS at 10,000 jobs: ARCHITECTURE.md, "Start-up tricks"), so they stay.
 
 Modes alternate within each repetition, so a slow spell of the shared machine hits them all;
 figures are medians over the repetitions (min-max beside them), ratios are on/off. Servers

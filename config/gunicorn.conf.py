@@ -83,6 +83,14 @@ def post_fork(server, worker):
     )
 
 
+def post_worker_init(worker):
+    """Freeze what the worker built at start-up out of the cyclic garbage collector, as
+    `scheduler-service run` does (scheduler_service/tuning.py)."""
+    from scheduler_service.tuning import freeze_startup_objects
+
+    freeze_startup_objects()
+
+
 def worker_exit(server, worker):
     """Stop this worker's scheduler when the worker stops (SIGTERM, a restart, the master
     stopping): it stops firing and gives up the leadership at once, so another worker takes

@@ -68,8 +68,11 @@ def main(log_level: str) -> None:
 )
 def run(host: str, port: int, threads: int) -> None:
     """Serve the API with waitress (one process) and fire jobs; SIGTERM or Ctrl-C stops."""
+    from . import tuning
     from .control.startup import start_scheduler
     from .server import create_server
+
+    tuning.one_malloc_arena()  # before any thread starts
 
     app = _app_or_exit(start=False)
     try:  # bind first: a busy port must not leave a scheduler firing in a dying process
@@ -82,6 +85,7 @@ def run(host: str, port: int, threads: int) -> None:
         except ConfigError as exc:
             _fail(f"configuration error: {exc.message}")
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    tuning.freeze_startup_objects()
     prefix = app.config["SCHEDULER_API_PREFIX"]
     base = f"http://{host}:{port}"
     click.echo(

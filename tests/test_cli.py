@@ -532,6 +532,78 @@ def test_no_dev_mode_and_no_credentials_refuses_to_start(
     assert not (instance / "dev-admin.json").exists()
 
 
+# -- run: one malloc arena and frozen start-up objects (tuning.py) --------------------------
+
+
+@pytest.fixture
+def mallopt_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Record the mallopt() calls made through ctypes.CDLL(None) (the C library)."""
+    import ctypes
+
+    calls: list[tuple[int, int]] = []
+    real_cdll = ctypes.CDLL
+
+    class _Libc:
+        def mallopt(self, parameter: int, value: int) -> int:
+            calls.append((parameter, value))
+            return 1
+
+    def cdll(name: str | None, *args: object, **kwargs: object) -> object:
+        return _Libc() if name is None else real_cdll(name, *args, **kwargs)
+
+    monkeypatch.setattr(ctypes, "CDLL", cdll)
+    return calls
+
+
+def _run_until_bind(
+    runner: CliRunner, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Result:
+    """Invoke ``run``, which stops at its bind: after the app is built, before any thread."""
+    import waitress
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("address in use")
+
+    monkeypatch.setattr(waitress, "create_server", refuse)
+    return runner.invoke(main, ["run", "--port", "5000"], env=env)
+
+
+def test_run_allocates_from_one_malloc_arena(
+    runner: CliRunner,
+    env: dict[str, str],
+    mallopt_calls: list[tuple[int, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = _run_until_bind(runner, env, monkeypatch)
+    assert result.exit_code == 2 and "cannot listen" in result.stderr, result.output
+    assert mallopt_calls == [(-8, 1)]  # M_ARENA_MAX = 1
+
+
+def test_run_leaves_an_operators_malloc_arena_max(
+    runner: CliRunner,
+    env: dict[str, str],
+    mallopt_calls: list[tuple[int, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = _run_until_bind(runner, {**env, "MALLOC_ARENA_MAX": "4"}, monkeypatch)
+    assert result.exit_code == 2, result.output
+    assert mallopt_calls == []
+
+
+def test_startup_objects_are_frozen_out_of_the_collector() -> None:
+    import gc
+
+    from scheduler_service.tuning import freeze_startup_objects
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 1000  # the interpreter's and the test's own objects
+    finally:
+        gc.unfreeze()
+
+
 def test_version_names_the_installed_package(runner: CliRunner) -> None:
     from importlib.metadata import version
 

@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "migrate_lock",
             "devadmin",
             "shipped_jobs",
+            "tuning",
         ),
     ),
     ("stores", ("stores",)),
