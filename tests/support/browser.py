@@ -1,0 +1,49 @@
+"""Driving the dashboard in a browser: Chromium's path and flags, the test users, signing in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tests.support.credentials import PASSWORDS
+from tests.support.server import ADMIN_PASSWORD, ADMIN_USER
+
+if TYPE_CHECKING:  # playwright is imported when used: without it the browser tests skip
+    from playwright.sync_api import Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the networking flags Chromium keeps trying hosts this machine cannot reach.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Generous: two shared cores run the server, its scheduler and the browser.
+TIMEOUT_MS = 20_000
+# Who signs in, by role: (user name, password). The admin is the server's bootstrap admin.
+USERS = {
+    "admin": (ADMIN_USER, ADMIN_PASSWORD),
+    "operator": ("operator", PASSWORDS["operator"]),
+    "viewer": ("viewer", PASSWORDS["viewer"]),
+}
+
+
+def login(page: Page, user: str, password: str) -> None:
+    """Fill and submit ``form#login`` at /ui/login (no check of the outcome)."""
+    page.goto("/ui/login")
+    form = page.locator("form#login")
+    form.locator("input[name=username]").fill(user)
+    form.locator("input[name=password]").fill(password)
+    form.locator("button[type=submit]").click()
+
+
+def login_as(page: Page, role: str) -> None:
+    """Sign in as the test user of ``role``; wait until the header names them."""
+    from playwright.sync_api import expect
+
+    user, password = USERS[role]
+    login(page, user, password)
+    expect(page.locator("#whoami")).to_contain_text(user)
