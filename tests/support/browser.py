@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tests.support.credentials import PASSWORDS
-from tests.support.server import ADMIN_PASSWORD, ADMIN_USER
+from tests.support.server import ADMIN_PASSWORD, ADMIN_USER, Server
 
 if TYPE_CHECKING:  # playwright is imported when used: without it the browser tests skip
     from playwright.sync_api import Page
@@ -23,6 +23,8 @@ CHROMIUM_ARGS = [
 ]
 # Generous: two shared cores run the server, its scheduler and the browser.
 TIMEOUT_MS = 20_000
+# A run goes from due to finished through the scheduler loop and the run writer; SSE carries it.
+RUN_TIMEOUT_MS = 45_000
 # Who signs in, by role: (user name, password). The admin is the server's bootstrap admin.
 USERS = {
     "admin": (ADMIN_USER, ADMIN_PASSWORD),
@@ -47,3 +49,18 @@ def login_as(page: Page, role: str) -> None:
     user, password = USERS[role]
     login(page, user, password)
     expect(page.locator("#whoami")).to_contain_text(user)
+
+
+def add_job(server: Server, job_id: str, func: str, **fields: Any) -> dict:
+    """Add a job through the REST API as the admin (hourly unless ``fields`` give a trigger)."""
+    trigger = {} if "trigger" in fields else {"trigger": "interval", "hours": 1}
+    body = {"id": job_id, "func": func, **trigger, **fields}
+    answer = server.request("POST", "/scheduler/jobs", body)
+    assert answer.status == 200, answer.body
+    return answer.json()
+
+
+def run_now(server: Server, job_id: str) -> None:
+    """Run the job now through the REST API, as the admin."""
+    answer = server.request("POST", f"/scheduler/jobs/{job_id}/run")
+    assert answer.status in (200, 201, 202), answer.body

@@ -9,35 +9,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import USERS, login, login_as
+from tests.support.browser import RUN_TIMEOUT_MS, USERS, add_job, login, login_as, run_now
 from tests.support.server import Server
 
 pytestmark = pytest.mark.slow
 
-# A run goes from due to finished through the scheduler loop and the run writer; SSE carries it.
-RUN_TIMEOUT_MS = 45_000
-
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def add_job(server: Server, job_id: str, func: str, **fields: Any) -> dict:
-    """Add an hourly interval job through the REST API as the admin; return it."""
-    body = {"id": job_id, "func": func, "trigger": "interval", "hours": 1, **fields}
-    answer = server.request("POST", "/scheduler/jobs", body)
-    assert answer.status == 200, answer.body
-    return answer.json()
-
-
-def run_now(server: Server, job_id: str) -> None:
-    answer = server.request("POST", f"/scheduler/jobs/{job_id}/run")
-    assert answer.status in (200, 201, 202), answer.body
 
 
 def mark_document(page: Page) -> None:
