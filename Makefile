@@ -21,7 +21,7 @@ BACKENDS ?=
 BROWSER := bash scripts/browser.sh
 WITH_BROWSER = if [ -z "$(NO_BROWSER)" ]; then $(BROWSER) || exit 1; fi;
 
-.PHONY: run test test-all lint install services services-status services-down bench bench-failover
+.PHONY: run test test-all lint install services services-status services-down bench bench-failover bench-ui
 
 $(VENV)/bin/python:
 	@echo "creating $(VENV) with $(PYTHON), and upgrading its pip"
@@ -83,3 +83,7 @@ bench: $(DEV_STAMP)
 bench-failover: $(DEV_STAMP)
 	@out=$$($(SERVICES) up postgres redis zookeeper) || exit 1; eval "$$out"; \
 	$(VENV)/bin/python bench/failover.py $(FAILOVER_ARGS)
+
+# The dashboard's jobs page over 10,000 jobs, page by page (bench/ui.py; flags: UI_BENCH_ARGS).
+bench-ui: $(DEV_STAMP)
+	$(VENV)/bin/python bench/ui.py $(UI_BENCH_ARGS)
