@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from tests.support.credentials import PASSWORDS
 from tests.support.server import ADMIN_PASSWORD, ADMIN_USER, Server
@@ -31,6 +35,19 @@ USERS = {
     "operator": ("operator", PASSWORDS["operator"]),
     "viewer": ("viewer", PASSWORDS["viewer"]),
 }
+
+
+def unavailable(reason: str) -> None:
+    """Skip (the whole module when called at import), or fail under REQUIRE_SERVICES=1."""
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason} (REQUIRE_SERVICES=1)")
+    pytest.skip(reason, allow_module_level=True)
+
+
+def require_playwright() -> None:
+    """Call before importing playwright in a test module: `make test` collects it without."""
+    if importlib.util.find_spec("playwright") is None:
+        unavailable("playwright is not installed: pip install -e '.[dev]'")
 
 
 def login(page: Page, user: str, password: str) -> None:

@@ -17,18 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, USERS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, USERS, unavailable
 from tests.support.credentials import PASSWORD_HASHES
 from tests.support.server import ADMIN_PASSWORD, ADMIN_USER, REPO_ROOT, Server, servers
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
-
-
-def _unavailable(reason: str) -> None:
-    """Skip, or fail under REQUIRE_SERVICES=1."""
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (REQUIRE_SERVICES=1)")
-    pytest.skip(reason)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -44,7 +37,7 @@ def playwright() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("playwright is not installed: pip install -e '.[dev]'")
+        unavailable("playwright is not installed: pip install -e '.[dev]'")
     with sync_playwright() as driver:
         yield driver
 
@@ -53,7 +46,7 @@ def playwright() -> Iterator[Any]:
 def browser(playwright: Any) -> Iterator[Any]:
     """Debian's headless Chromium, one for the session."""
     if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing: run `bash scripts/browser.sh` (as root)")
+        unavailable(f"{CHROMIUM} is missing: run `bash scripts/browser.sh` (as root)")
     from playwright.sync_api import expect
 
     expect.set_options(timeout=TIMEOUT_MS)

@@ -11,10 +11,20 @@ import re
 import uuid
 
 import pytest
-from playwright.sync_api import Page, expect
 
-from tests.support.browser import RUN_TIMEOUT_MS, USERS, add_job, login, login_as, run_now
+from tests.support.browser import (
+    RUN_TIMEOUT_MS,
+    USERS,
+    add_job,
+    login,
+    login_as,
+    require_playwright,
+    run_now,
+)
 from tests.support.server import Server
+
+require_playwright()
+from playwright.sync_api import Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 
 import pytest
-from playwright.sync_api import Page, expect
 
-from tests.support.browser import RUN_TIMEOUT_MS, add_job, login_as, run_now
+from tests.support.browser import RUN_TIMEOUT_MS, add_job, login_as, require_playwright, run_now
 from tests.support.server import REPO_ROOT, Server
 
+require_playwright()
+from playwright.sync_api import Page, expect  # noqa: E402
+
 pytestmark = pytest.mark.slow
+
 
 SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 # A handful of jobs that show what the table can say: triggers in words, paused, failing.
