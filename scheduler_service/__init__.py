@@ -144,7 +144,9 @@ def create_app(
     from .devadmin import ensure_dev_admin
     from .errors import register_error_handlers
     from .guards import init_guards
+    from .sessions import init_sessions
     from .settings import load_settings
+    from .ui import init_ui
 
     app = _base_app(load_settings(config))
     instance_path = Path(app.instance_path)
@@ -152,6 +154,7 @@ def create_app(
     generated = ensure_dev_admin(app.config, instance_path, persist=not check)
     if generated:
         print(generated, file=sys.stderr)  # shown once, never logged
+    init_sessions(app, persist=not check)  # the dashboard's signed cookie; its key never logged
     register_error_handlers(app)
     # Request hooks run in this order: the cheap refusals (body size, cross-site) first, then
     # the credentials (within the failed-login limits).
@@ -162,7 +165,8 @@ def create_app(
     init_events(app, extension)
 
     # Every route of the service: the probes, the metrics and the docs at the root, the blog
-    # under /blog/v1, the scheduler API under its prefix (Flask-APScheduler's /scheduler).
+    # under /blog/v1, the scheduler API under its prefix (Flask-APScheduler's /scheduler), the
+    # dashboard under /ui (and / redirects there).
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(docs.bp)
@@ -173,6 +177,7 @@ def create_app(
         app.register_blueprint(jobs.bp, url_prefix=prefix)
         app.register_blueprint(runs.bp, url_prefix=prefix)
         app.register_blueprint(events.bp, url_prefix=prefix)
+    init_ui(app)
 
     # Everything is validated by now: only then touch the database, then start.
     if check:

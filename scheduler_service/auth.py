@@ -12,6 +12,7 @@ limits on failed logins are apart, in throttle.py.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import hashlib
@@ -28,6 +29,7 @@ from flask import Flask, current_app, g, request
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .errors import ConfigError, Forbidden, Unauthorized
+from .sessions import fingerprint, session_user
 from .throttle import (
     LoginLimits,
     PasswordChecks,
@@ -39,7 +41,10 @@ from .throttle import (
 ROLES = ("viewer", "operator", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
 EXTENSION_KEY = "scheduler_service.auth"
-PUBLIC_ENDPOINTS = frozenset({"health.healthz", "health.readyz", "static"})
+# The dashboard's sign-in page, its static files and the root's redirect to it are public too.
+PUBLIC_ENDPOINTS = frozenset(
+    {"health.healthz", "health.readyz", "static", "ui.login", "ui.static", "ui_home.home_page"}
+)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Passwords refused outside development mode.
 WEAK_PASSWORDS = frozenset({"admin", "password", "changeme", "secret", "scheduler", "123456"})
@@ -54,7 +59,7 @@ class Principal:
 
     name: str
     role: str
-    via: str  # "basic" or "token"
+    via: str  # "basic", "token" or "session"
 
     def has(self, role: str) -> bool:
         return _RANK[self.role] >= _RANK[role]
@@ -196,6 +201,8 @@ class Authenticator:
             principal = self.check_token(credentials.strip())
         elif scheme == "basic":
             principal = self._login(credentials.strip(" \t"))
+        elif not header:  # a browser signed in to the dashboard (sessions.py)
+            principal = self.check_session()
         else:
             principal = None
         if principal is None:
@@ -204,6 +211,34 @@ class Authenticator:
                 headers={"WWW-Authenticate": www_authenticate_header()},
             )
         return principal
+
+    def login(self, name: str, password: str) -> tuple[Principal, str] | None:
+        """Check a sign-in form's name and password as HTTP Basic credentials (same limits,
+        cache and hashing bound); return the principal and its password hash, or None.
+
+        :raises TooManyRequests: past the failed-login limits.
+        :raises ServiceUnavailable: too many password checks under way.
+        """
+        credentials = base64.b64encode(f"{name}:{password}".encode()).decode("ascii")
+        principal = self._login(credentials)
+        if principal is None or ":" in name:  # Basic cannot carry a colon in a name
+            return None
+        with self._lock:
+            user = self._users.get(principal.name)
+        return None if user is None else (principal, user[0])
+
+    def check_session(self) -> Principal | None:
+        """Return the principal of the request's dashboard sign-in, checked against the
+        current users (and their current role and password), or None."""
+        signed_in = session_user(current_app.permanent_session_lifetime)
+        if signed_in is None:
+            return None
+        name, password_fingerprint = signed_in
+        with self._lock:
+            user = self._users.get(name)
+        if user is None or not hmac.compare_digest(fingerprint(user[0]), password_fingerprint):
+            return None
+        return Principal(name=name, role=user[1], via="session")
 
     def _login(self, credentials: str) -> Principal | None:
         """Check HTTP Basic credentials within the failed-login limits (see throttle.py)."""

@@ -133,6 +133,9 @@ class _Components:
         return to_openapi30(schema)
 
 
+_PAGES = ("ui", "ui_home")  # blueprints of HTML pages
+
+
 def _path_parameters(rule: Rule) -> list[dict[str, Any]]:
     parameters = []
     for name in _ARGUMENT.findall(rule.rule):
@@ -275,6 +278,12 @@ def _operation(app: Flask, rule: Rule, method: str, components: _Components) -> 
     return document
 
 
+def documented(rule: Rule) -> bool:
+    """Whether a route belongs in the document: not static files, not the dashboard's pages
+    (HTML for browsers, not an API)."""
+    return rule.endpoint != "static" and rule.endpoint.partition(".")[0] not in _PAGES
+
+
 def build_document(app: Flask) -> dict[str, Any]:
     """Build the OpenAPI 3.0 document of every route of ``app`` but static files.
 
@@ -284,7 +293,7 @@ def build_document(app: Flask) -> dict[str, Any]:
     components.schema_for(ErrorBody)
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if rule.endpoint == "static":
+        if not documented(rule):
             continue
         for method in sorted((rule.methods or set()) - _AUTOMATIC_METHODS):
             operation = _operation(app, rule, method, components)

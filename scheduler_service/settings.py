@@ -158,6 +158,12 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a verified password stays cached (0 turns the cache off); entries at most.
     "SCHEDULER_AUTH_CACHE_TTL": 300.0,
     "SCHEDULER_AUTH_CACHE_SIZE": 1024,
+    # Signs the dashboard's session cookies (Flask's SECRET_KEY). Unset: one is generated and
+    # kept in the instance folder (secret-key, mode 0600). Replicas that share sessions behind
+    # one address must all set the same value. Never logged.
+    "SCHEDULER_SECRET_KEY": None,
+    # Hours a dashboard sign-in lasts, from the sign-in (not renewed by use).
+    "SCHEDULER_UI_SESSION_HOURS": 12.0,
     # Largest page GET /scheduler/jobs?limit= may ask for.
     "SCHEDULER_MAX_PAGE_SIZE": 1000,
     # Event streams (GET /scheduler/events) open at once, in all (503 beyond) and per user
@@ -226,6 +232,8 @@ class _Typed(BaseModel):
     SCHEDULER_AUTH_REALM: str
     SCHEDULER_AUTH_CACHE_TTL: float = Field(ge=0)
     SCHEDULER_AUTH_CACHE_SIZE: int = Field(ge=1)
+    SCHEDULER_SECRET_KEY: str | None = Field(default=None, min_length=16)
+    SCHEDULER_UI_SESSION_HOURS: float = Field(gt=0, le=24 * 90)
     SCHEDULER_MAX_PAGE_SIZE: int = Field(ge=1)
     SCHEDULER_EVENT_STREAMS: int = Field(ge=0, le=1000)
     SCHEDULER_EVENT_STREAMS_PER_USER: int = Field(ge=0, le=1000)
@@ -395,7 +403,11 @@ def _format_error(error: ValidationError) -> str:
     first = error.errors()[0]
     key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
     value = first.get("input")
-    shown = "" if key.endswith(("PASSWORD", "PASSWORD_HASH")) else f" has value {value!r}:"
+    shown = (
+        ""
+        if key.endswith(("PASSWORD", "PASSWORD_HASH", "SECRET_KEY"))
+        else f" has value {value!r}:"
+    )
     return f"{key}{shown} {first['msg']}"
 
 

@@ -39,7 +39,19 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("control", ("control",)),
     (
         "web",
-        ("web", "openapi", "schema30", "auth", "guards", "throttle", "server", "api", "blog"),
+        (
+            "web",
+            "openapi",
+            "schema30",
+            "auth",
+            "sessions",
+            "guards",
+            "throttle",
+            "server",
+            "api",
+            "blog",
+            "ui",
+        ),
     ),
     ("root", ("__init__", "cli", "migrations")),
 ]

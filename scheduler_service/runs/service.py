@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from datetime import datetime
 from typing import cast
 
@@ -38,6 +39,16 @@ def list_runs(
     if state is not None:
         query = query.where(Run.state == state)
     return page_of(query, since=since, until=until, limit=limit, offset=offset)
+
+
+def latest_runs(job_ids: Collection[str]) -> dict[str, Run]:
+    """Return the newest run of each of these jobs (one query; jobs that never ran are left
+    out)."""
+    if not job_ids:
+        return {}
+    flush_writes()
+    newest = select(func.max(Run.id)).where(Run.job_id.in_(list(job_ids))).group_by(Run.job_id)
+    return {run.job_id: run for run in db.session.scalars(select(Run).where(Run.id.in_(newest)))}
 
 
 def page_of(

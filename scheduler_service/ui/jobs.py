@@ -1,0 +1,130 @@
+"""The jobs table, a job's page, its runs (a fragment the live script swaps in), and the
+run, pause and resume buttons."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.job import Job
+from flask import Response, current_app, flash, redirect, render_template, request, url_for
+
+from ..auth import require_role
+from ..control import get_job_service
+from ..errors import ServiceError
+from ..runs.service import latest_runs, list_runs
+from ..scheduler.serialize import job_to_dict
+from ..scheduler.upstream import store_alias
+from .blueprint import bp, local_path
+from .words import next_fire_times, shown_time, time_zone, trigger_words
+
+PAGE_SIZE = 50
+RUNS_SHOWN = 50
+_PAUSED = {"true": True, "false": False}
+
+
+def _page_number() -> int:
+    raw = request.args.get("page", "1")
+    return max(1, int(raw)) if raw.isdigit() else 1
+
+
+def _row(job: Job, last: Any) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "name": job.name,
+        "trigger": trigger_words(job.trigger),
+        "next_run": shown_time(job.next_run_time) if job.next_run_time else "paused",
+        "store": store_alias(job),
+        "paused": job.next_run_time is None,
+        "last": last,
+    }
+
+
+@bp.get("/jobs")
+def list_jobs() -> str:
+    """One page of jobs, read at the store as GET /scheduler/jobs reads it."""
+    page = _page_number()
+    paused = _PAUSED.get(request.args.get("paused", ""))
+    jobs, total = get_job_service().list_page(
+        paused=paused, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+    )
+    last = latest_runs([job.id for job in jobs])
+    filters: dict[str, Any] = {} if paused is None else {"paused": str(paused).lower()}
+    return render_template(
+        "ui/jobs.html",
+        rows=[_row(job, last.get(job.id)) for job in jobs],
+        total=total,
+        paused=paused,
+        first=(page - 1) * PAGE_SIZE + 1,
+        prev_url=url_for("ui.list_jobs", page=page - 1, **filters) if page > 1 else None,
+        next_url=(
+            url_for("ui.list_jobs", page=page + 1, **filters) if page * PAGE_SIZE < total else None
+        ),
+    )
+
+
+def _runs(job_id: str) -> list[Any]:
+    runs, _total = list_runs(job_id=job_id, limit=RUNS_SHOWN)
+    return runs
+
+
+@bp.get("/jobs/<job_id>")
+def show_job(job_id: str) -> str:
+    """A job: its definition, next fire times, runs and buttons."""
+    job = get_job_service().get_job(job_id)
+    zone = time_zone(job.trigger)
+    return render_template(
+        "ui/job.html",
+        job=job_to_dict(job),
+        row=_row(job, None),
+        fires=[shown_time(t) for t in next_fire_times(job.trigger, datetime.now(UTC))],
+        zone=str(zone) if zone is not None else "",
+        runs=_runs(job_id),
+        events_url=_events_url(),
+    )
+
+
+def _events_url() -> str | None:
+    """Where the live script listens (none when the API, and so its stream, is off)."""
+    if "events.stream_events" not in current_app.view_functions:
+        return None
+    return url_for("events.stream_events")
+
+
+@bp.get("/jobs/<job_id>/runs")
+def job_runs(job_id: str) -> str:
+    """The runs table's body alone, for the live script to swap in."""
+    return render_template("ui/_runs.html", runs=_runs(job_id))
+
+
+def _act(job_id: str, action: str) -> Response:
+    service = get_job_service()
+    try:
+        if action == "run":
+            run_id = service.run_job(job_id)
+            flash(f"run {run_id} of {job_id} requested", "status")
+        else:
+            getattr(service, f"{action}_job")(job_id)
+            flash(f"{job_id} {action}d", "status")
+    except ServiceError as exc:
+        flash(f"could not {action} {job_id}: {exc.message}", "alert")
+    back = local_path(request.form.get("next"), url_for("ui.show_job", job_id=job_id))
+    return redirect(back, code=303)  # type: ignore[return-value]
+
+
+@bp.post("/jobs/<job_id>/run")
+@require_role("operator")
+def run_job(job_id: str) -> Response:
+    return _act(job_id, "run")
+
+
+@bp.post("/jobs/<job_id>/pause")
+@require_role("operator")
+def pause_job(job_id: str) -> Response:
+    return _act(job_id, "pause")
+
+
+@bp.post("/jobs/<job_id>/resume")
+@require_role("operator")
+def resume_job(job_id: str) -> Response:
+    return _act(job_id, "resume")
