@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import html.parser
 import importlib.util
+import os
 import statistics
 import sys
 import tempfile
@@ -37,6 +38,12 @@ TARGET_MS = 100.0
 
 class Service(bench_run.Ours):
     """bench/run.py's server, preloaded with the shipped print_test (no kit needed)."""
+
+    def base_env(self) -> dict[str, str]:
+        # This tree's code, even when the venv's editable install points at another checkout.
+        env = super().base_env()
+        env["PYTHONPATH"] = os.pathsep.join([str(bench_run.REPO), env["PYTHONPATH"]])
+        return env
 
     def jobs_file(self, n: int) -> Path:
         path = self.tmp / f"ui-preload-{n}.toml"
