@@ -15,9 +15,9 @@ SERVICES := bash scripts/services.sh
 # Bring the backends up and export their TEST_* variables for the command that follows.
 WITH_SERVICES = if [ -z "$(NO_SERVICES)" ]; then out=$$($(SERVICES) up) || exit 1; eval "$$out"; fi;
 BACKENDS ?=
-# Chromium for the browser tests (tests/ui, marked slow): Debian's package, installed by the
-# repository's own script when missing; `make test NO_BROWSER=1` leaves it out (those tests then
-# skip, or fail under REQUIRE_SERVICES=1).
+# Chromium for the browser tests (tests/ui/test_browser.py, marked slow, so only test-all needs
+# it): Debian's package, installed by the repository's own script when missing; NO_BROWSER=1
+# leaves it out (those tests then skip, or fail under REQUIRE_SERVICES=1).
 BROWSER := bash scripts/browser.sh
 WITH_BROWSER = if [ -z "$(NO_BROWSER)" ]; then $(BROWSER) || exit 1; fi;
 
@@ -56,7 +56,7 @@ lint: $(DEV_STAMP)
 # several processes, failover, crashes, fuzzing). `make test-all` runs every test, as CI does.
 # PYTEST_ARGS="tests/api -x" runs part of the suite.
 test: lint
-	@$(WITH_SERVICES) $(WITH_BROWSER) $(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	@$(WITH_SERVICES) $(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
 test-all: lint
 	@$(WITH_SERVICES) $(WITH_BROWSER) $(VENV)/bin/pytest $(PYTEST_ARGS)
