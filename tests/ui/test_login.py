@@ -78,7 +78,9 @@ def test_a_wrong_password_shows_the_form_again(client: FlaskClient) -> None:
 def test_failed_logins_are_limited_as_for_http_basic(make_app: Callable[..., Flask]) -> None:
     client = make_app(SCHEDULER_LOGIN_FAILURES_PER_ADDRESS="2/minute").test_client()
     for _ in range(2):
-        assert client.post("/ui/login", data={"username": "admin", "password": "x"}).status_code == 401
+        assert (
+            client.post("/ui/login", data={"username": "admin", "password": "x"}).status_code == 401
+        )
     response = client.post("/ui/login", data={"username": "admin", "password": PASSWORDS["admin"]})
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) >= 1
