@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Response, current_app, redirect, render_template, request, url_for
 
+from ..auth import require_role
 from ..control import get_job_service
 from ..errors import BadRequest, Conflict, Unprocessable
 from ..scheduler.callables import list_tasks
@@ -52,12 +53,14 @@ def _render(
 
 
 @bp.get("/jobs/new")
+@require_role("admin")  # the form is offered only to who may save it
 def new_job() -> tuple[str, int]:
     """The empty form (query parameters prefill it: the function chooser reloads with them)."""
     return _render(values=request.args.to_dict(), edit=None)
 
 
 @bp.get("/jobs/<job_id>/edit")
+@require_role("admin")
 def edit_job(job_id: str) -> tuple[str, int]:
     """The form filled with a job."""
     job = get_job_service().get_job(job_id)
