@@ -8,18 +8,22 @@ from typing import Any
 
 from apscheduler.job import Job
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
 
 from ..auth import require_role
 from ..control import get_job_service
 from ..errors import ServiceError
+from ..runs.ledger import list_fires
 from ..runs.service import latest_runs, list_runs
 from ..scheduler.serialize import job_to_dict
 from ..scheduler.upstream import store_alias
 from .blueprint import bp, local_path
+from .plots import durations_svg, finished_runs, summary
 from .words import next_fire_times, shown_time, time_zone, trigger_words
 
 PAGE_SIZE = 50
 RUNS_SHOWN = 50
+FIRES_SHOWN = 50
 _PAUSED = {"true": True, "false": False}
 
 
@@ -73,6 +77,8 @@ def show_job(job_id: str) -> str:
     """A job: its definition, next fire times, runs and buttons."""
     job = get_job_service().get_job(job_id)
     zone = time_zone(job.trigger)
+    points = finished_runs(job_id)
+    ledger, ledger_total = list_fires(job_id, limit=FIRES_SHOWN)
     return render_template(
         "ui/job.html",
         job=job_to_dict(job),
@@ -81,7 +87,19 @@ def show_job(job_id: str) -> str:
         zone=str(zone) if zone is not None else "",
         runs=_runs(job_id),
         events_url=_events_url(),
+        durations=Markup(durations_svg(points)),  # noqa: S704  (every text in it is escaped)
+        durations_summary=summary(points),
+        ledger=ledger,
+        ledger_total=ledger_total,
+        run_url=_run_url,
     )
+
+
+def _run_url(run_id: int) -> str | None:
+    """A run's record in the API (none when the API is off)."""
+    if "runs.get_one_run" not in current_app.view_functions:
+        return None
+    return url_for("runs.get_one_run", run_id=run_id)
 
 
 def _events_url() -> str | None:
