@@ -57,6 +57,7 @@ def list_jobs() -> str:
     return render_template(
         "ui/jobs.html",
         rows=[_row(job, last.get(job.id)) for job in jobs],
+        events_url=_events_url(),
         total=total,
         paused=paused,
         first=(page - 1) * PAGE_SIZE + 1,
@@ -107,6 +108,16 @@ def _events_url() -> str | None:
     if "events.stream_events" not in current_app.view_functions:
         return None
     return url_for("events.stream_events")
+
+
+@bp.get("/jobs/<job_id>/row")
+def job_row(job_id: str) -> str:
+    """One row of the jobs table, for the live script to swap in; ``next`` is the page the
+    row's buttons come back to."""
+    job = get_job_service().get_job(job_id)
+    row = _row(job, latest_runs([job_id]).get(job_id))
+    back = local_path(request.args.get("next"), url_for("ui.list_jobs"))
+    return render_template("ui/_job_row.html", row=row, back=back)
 
 
 @bp.get("/jobs/<job_id>/runs")

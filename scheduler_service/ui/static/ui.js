@@ -1,6 +1,7 @@
 // scheduler-service dashboard: the only script. Pages work without it; it adds
-// 1. the live runs table of a job page (Server-Sent Events from the API's event stream), and
-// 2. re-rendering the job form's parameter fields when another function is chosen.
+// 1. the live runs table of a job page (Server-Sent Events from the API's event stream),
+// 2. the live rows of the jobs table (same stream; one row refreshed at most once a second), and
+// 3. re-rendering the job form's parameter fields when another function is chosen.
 (function () {
   "use strict";
 
@@ -51,6 +52,65 @@
     window.addEventListener("pagehide", function () { source.close(); });
   }
 
+  function liveJobs(table) {
+    var status = document.getElementById("jobs-changed");
+    var last = {};    // job id -> when its row was last fetched (ms)
+    var waiting = {}; // job id -> a refresh is already planned
+
+    function row(jobId) {
+      return table.querySelector('tbody tr[data-job-id="' + CSS.escape(jobId) + '"]');
+    }
+
+    function fetchRow(jobId) {
+      var current = row(jobId);
+      if (!current) { return; }
+      last[jobId] = Date.now();
+      var url = current.dataset.rowUrl + "?next=" +
+        encodeURIComponent(window.location.pathname + window.location.search);
+      fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (response) {
+          if (response.status === 404) { changed(); return null; }
+          return response.ok ? response.text() : null;
+        })
+        .then(function (html) {
+          var now = row(jobId);
+          if (html === null || !now) { return; }
+          var holder = document.createElement("tbody");
+          holder.innerHTML = html;
+          var fresh = holder.querySelector("tr");
+          if (fresh) { now.replaceWith(fresh); }
+        })
+        .catch(function () { /* the next event tries again */ });
+    }
+
+    // At most one fetch a second per row: a burst of events ends in one refresh.
+    function refresh(jobId) {
+      if (!row(jobId) || waiting[jobId]) { return; }
+      var wait = Math.max(0, (last[jobId] || 0) + 1000 - Date.now());
+      waiting[jobId] = true;
+      setTimeout(function () { waiting[jobId] = false; fetchRow(jobId); }, wait);
+    }
+
+    function changed() { if (status) { status.hidden = false; } }
+
+    var source = new EventSource(table.dataset.eventsUrl);
+    STATES.forEach(function (state) {
+      source.addEventListener("run." + state, function (event) {
+        refresh(JSON.parse(event.data).job_id);
+      });
+    });
+    source.addEventListener("job.modified", function (event) {
+      refresh(JSON.parse(event.data).job_id);
+    });
+    source.addEventListener("job.added", changed);
+    source.addEventListener("job.removed", function (event) {
+      var gone = row(JSON.parse(event.data).job_id);
+      if (gone) { gone.classList.add("removed"); gone.querySelector("td.state").textContent = "removed"; }
+      changed();
+    });
+    window.addEventListener("pagehide", function () { source.close(); });
+  }
+
   function functionChooser(select) {
     select.addEventListener("change", function () {
       var form = select.form;
@@ -65,6 +125,8 @@
   document.addEventListener("DOMContentLoaded", function () {
     var runs = document.querySelector("table#runs[data-events-url]");
     if (runs && window.EventSource) { liveRuns(runs); }
+    var jobs = document.querySelector("table#jobs[data-events-url]");
+    if (jobs && window.EventSource) { liveJobs(jobs); }
     var func = document.querySelector("form#job-form select[name=func]");
     if (func && func.form.dataset.fieldsUrl) { functionChooser(func); }
   });
