@@ -8,6 +8,38 @@
   // Every run state the stream names ("run.<state>"; see api/events.py).
   var STATES = ["pending", "submitted", "running", "succeeded", "failed", "missed", "skipped",
     "skipped_duplicate", "coalesced", "unknown", "abandoned"];
+  var OPEN = ["pending", "submitted", "running"];
+  var RETRY_MS = 5000;
+
+  // Listen to the event stream; when the service refuses or drops it (every stream slot taken:
+  // 503 or 429, which EventSource does not retry), try again after RETRY_MS. ``onOpen(again)``
+  // runs at each start, ``again`` true after a loss; ``handlers`` maps event names to functions
+  // of the event's data.
+  function listen(url, handlers, onOpen, onLoss) {
+    var source = null;
+    var lost = false;
+    function start() {
+      source = new EventSource(url);
+      source.addEventListener("open", function () { onOpen(lost); lost = false; });
+      source.addEventListener("error", function () {
+        lost = true;
+        if (onLoss) { onLoss(); }
+        if (source.readyState === EventSource.CLOSED) { setTimeout(start, RETRY_MS); }
+      });
+      Object.keys(handlers).forEach(function (name) {
+        source.addEventListener(name, function (event) { handlers[name](JSON.parse(event.data)); });
+      });
+    }
+    start();
+    // Free the stream (the service counts them per user) as soon as the page goes.
+    window.addEventListener("pagehide", function () { if (source) { source.close(); } });
+  }
+
+  function runHandlers(each) {
+    var handlers = {};
+    STATES.forEach(function (state) { handlers["run." + state] = each; });
+    return handlers;
+  }
 
   function liveRuns(table) {
     var jobId = table.dataset.jobId;
@@ -34,22 +66,14 @@
         });
     }
 
-    var source = new EventSource(table.dataset.eventsUrl);
-    source.addEventListener("open", function () {
+    listen(table.dataset.eventsUrl, runHandlers(function (data) {
+      if (data.job_id === jobId) { refresh(); }
+    }), function () {
       if (status) { status.textContent = "Live: runs update as they happen."; }
       refresh(); // what happened between the page's rendering and the stream's start
+    }, function () {
+      if (status) { status.textContent = "Live updates paused; trying again."; }
     });
-    source.addEventListener("error", function () {
-      if (status) { status.textContent = "Live updates paused; reload the page to see new runs."; }
-    });
-    STATES.forEach(function (state) {
-      source.addEventListener("run." + state, function (event) {
-        var data = JSON.parse(event.data);
-        if (data.job_id === jobId) { refresh(); }
-      });
-    });
-    // Free the stream (the service counts them per user) as soon as the page goes.
-    window.addEventListener("pagehide", function () { source.close(); });
   }
 
   function liveJobs(table) {
@@ -93,22 +117,21 @@
 
     function changed() { if (status) { status.hidden = false; } }
 
-    var source = new EventSource(table.dataset.eventsUrl);
-    STATES.forEach(function (state) {
-      source.addEventListener("run." + state, function (event) {
-        refresh(JSON.parse(event.data).job_id);
-      });
-    });
-    source.addEventListener("job.modified", function (event) {
-      refresh(JSON.parse(event.data).job_id);
-    });
-    source.addEventListener("job.added", changed);
-    source.addEventListener("job.removed", function (event) {
-      var gone = row(JSON.parse(event.data).job_id);
+    var handlers = runHandlers(function (data) { refresh(data.job_id); });
+    handlers["job.modified"] = function (data) { refresh(data.job_id); };
+    handlers["job.added"] = changed;
+    handlers["job.removed"] = function (data) {
+      var gone = row(data.job_id);
       if (gone) { gone.classList.add("removed"); gone.querySelector("td.state").textContent = "removed"; }
       changed();
+    };
+    listen(table.dataset.eventsUrl, handlers, function (again) {
+      // Runs open when the page was drawn may have ended before the stream began; after a
+      // loss, anything may have happened.
+      table.querySelectorAll("tbody tr[data-job-id]").forEach(function (tr) {
+        if (again || OPEN.indexOf(tr.dataset.lastState) >= 0) { refresh(tr.dataset.jobId); }
+      });
     });
-    window.addEventListener("pagehide", function () { source.close(); });
   }
 
   function functionChooser(select) {
