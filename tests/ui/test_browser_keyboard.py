@@ -139,4 +139,5 @@ def test_edit_the_interval_and_see_it_on_the_job_page(page: Page, ui_server: Ser
     expect(page.locator("#job-definition dd.trigger")).to_have_text("every 20 minutes")
     saved = ui_server.request("GET", f"/scheduler/jobs/{job_id}").json()
     assert saved["kwargs"] == {"name": "edited"}
-    assert saved["trigger"]["minutes"] == 20 if "minutes" in saved["trigger"] else True
+    assert saved["trigger"] == "interval"
+    assert (saved.get("minutes"), saved.get("hours")) == (20, None)
