@@ -2,9 +2,9 @@
 
     UPDATE_SCREENSHOTS=1 pytest tests/ui/test_screenshots.py
 
-writes docs/screenshots/jobs.png, job.png and form.png. Without UPDATE_SCREENSHOTS the test
-still walks the three pages (so a broken page fails here too) but writes nothing: CI leaves
-the tree clean.
+writes docs/screenshots/jobs.png, job.png (with its duration plot and fires) and form.png.
+Without UPDATE_SCREENSHOTS the test still walks the three pages (so a broken page fails here
+too) but writes nothing: CI leaves the tree clean.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.browser import RUN_TIMEOUT_MS, add_job, login_as, require_playwright, run_now
 from tests.support.server import REPO_ROOT, Server
+from tests.support.waiting import wait_for
 
 require_playwright()
 from playwright.sync_api import Page, expect  # noqa: E402
@@ -32,7 +33,7 @@ EXAMPLES = [
     {"id": "hello", "name": "Say hello", "func": "jobs.examples:print_test",
      "kwargs": {"name": "world"}, "trigger": "interval", "minutes": 5},
     {"id": "nap", "name": "A short nap", "func": "jobs.examples:sleep",
-     "kwargs": {"seconds": 1}, "trigger": "interval", "hours": 1},
+     "kwargs": {"seconds": 1}, "trigger": "interval", "seconds": 4},
     {"id": "always-fails", "name": "Always fails", "func": "jobs.examples:fail",
      "kwargs": {"message": "the upstream API said 503"}, "trigger": "interval", "hours": 6},
     {"id": "on-hold", "name": "Paused report", "func": "jobs.examples:print_test",
@@ -61,8 +62,16 @@ def test_readme_screenshots(page: Page, ui_server: Server) -> None:
     )
     _shoot(page, "jobs")
 
+    # A few fires of nap's own (every 4 s) for the plot and the ledger.
+    wait_for(
+        lambda: len(ui_server.request("GET", "/scheduler/jobs/nap/fires").json()) >= 3,
+        timeout=RUN_TIMEOUT_MS / 1000,
+        what="three fires of nap",
+    )
     page.goto("/ui/jobs/nap")
-    expect(page.locator('table#runs tr[data-run-id][data-state="succeeded"]')).to_be_visible(
+    expect(page.locator("table#fires tbody tr[data-fire-time]").nth(2)).to_be_attached()
+    expect(page.locator("svg#durations g.point").nth(2)).to_be_attached()
+    expect(page.locator('table#runs tr[data-run-id][data-state="succeeded"]').first).to_be_visible(
         timeout=RUN_TIMEOUT_MS
     )
     _shoot(page, "job")
