@@ -80,11 +80,11 @@ def show_job(job_id: str) -> str:
         fires=[shown_time(t) for t in next_fire_times(job.trigger, datetime.now(UTC))],
         zone=str(zone) if zone is not None else "",
         runs=_runs(job_id),
-        events_url=_events_url(),
+        events_url=events_url(),
     )
 
 
-def _events_url() -> str | None:
+def events_url() -> str | None:
     """Where the live script listens (none when the API, and so its stream, is off)."""
     if "events.stream_events" not in current_app.view_functions:
         return None
