@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from apscheduler.schedulers.base import STATE_STOPPED
 from flask import Blueprint, Response, current_app, jsonify
 from pydantic import ValidationError
@@ -11,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..auth import require_role
 from ..control import get_scheduler
-from ..control.info import scheduler_info
+from ..control.info import cluster_info, scheduler_info
 from ..control.startup import start_scheduler
 from ..errors import Conflict, ServiceUnavailable, ValidationFailed, validation_errors
 from ..openapi import describe
@@ -43,18 +41,7 @@ def get_scheduler_info() -> Response:
     errors=(503,),
 )
 def get_cluster() -> Response:
-    extension = get_scheduler()
-    if extension.registry is None:
-        raise ServiceUnavailable("this process keeps no replica registry")
-    try:
-        cluster = extension.registry.cluster()
-    except SQLAlchemyError:
-        raise ServiceUnavailable("the service database is unavailable") from None
-    return jsonify({"paused": cluster["paused"], "leader_id": _leader(extension), **cluster})
-
-
-def _leader(extension: Any) -> str | None:
-    return scheduler_info(extension)["leader_id"]
+    return jsonify(cluster_info(get_scheduler()))
 
 
 @bp.post("/start")

@@ -6,7 +6,9 @@ from typing import Any
 
 from apscheduler.executors.pool import ProcessPoolExecutor
 from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING, STATE_STOPPED
+from sqlalchemy.exc import SQLAlchemyError
 
+from ..errors import ServiceUnavailable
 from ..stores import describe_jobstore
 from ..version import service_version
 from .extension import ServiceScheduler
@@ -53,3 +55,18 @@ def _leader_id(extension: ServiceScheduler) -> str | None:
     if extension.election is not None:
         return extension.election.leader_id()
     return extension.replica_id if extension.role == "leader" else None
+
+
+def cluster_info(extension: ServiceScheduler) -> dict[str, Any]:
+    """What GET /scheduler/cluster shows: the pause flag, the leader and every replica.
+
+    :raises ServiceUnavailable: this process keeps no replica registry, or the database is
+        unavailable.
+    """
+    if extension.registry is None:
+        raise ServiceUnavailable("this process keeps no replica registry")
+    try:
+        cluster = extension.registry.cluster()
+    except SQLAlchemyError:
+        raise ServiceUnavailable("the service database is unavailable") from None
+    return {"paused": cluster["paused"], "leader_id": _leader_id(extension), **cluster}

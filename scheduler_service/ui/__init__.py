@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, redirect, url_for
 
-from . import form, jobs, login  # noqa: F401  (their views join bp)
+from . import form, jobs, login, overview  # noqa: F401  (their views join bp)
 from .blueprint import bp
 
 __all__ = ["bp", "init_ui"]

@@ -57,7 +57,7 @@ def list_jobs() -> str:
     return render_template(
         "ui/jobs.html",
         rows=[_row(job, last.get(job.id)) for job in jobs],
-        events_url=_events_url(),
+        events_url=events_url(),
         total=total,
         paused=paused,
         first=(page - 1) * PAGE_SIZE + 1,
@@ -87,7 +87,7 @@ def show_job(job_id: str) -> str:
         fires=[shown_time(t) for t in next_fire_times(job.trigger, datetime.now(UTC))],
         zone=str(zone) if zone is not None else "",
         runs=_runs(job_id),
-        events_url=_events_url(),
+        events_url=events_url(),
         durations=Markup(durations_svg(points)),  # noqa: S704  (every text in it is escaped)
         durations_summary=summary(points),
         ledger=ledger,
@@ -103,7 +103,7 @@ def _run_url(run_id: int) -> str | None:
     return url_for("runs.get_one_run", run_id=run_id)
 
 
-def _events_url() -> str | None:
+def events_url() -> str | None:
     """Where the live script listens (none when the API, and so its stream, is off)."""
     if "events.stream_events" not in current_app.view_functions:
         return None

@@ -229,3 +229,27 @@ def test_each_role_is_offered_only_what_it_may_do(page: Page, ui_server: Server,
     else:
         expect(buttons).to_have_count(0)
     expect(page.locator("a#edit-job")).to_have_count(1 if edit_job else 0)
+
+
+def test_the_overview_shows_a_failing_job_live(page: Page, ui_server: Server) -> None:
+    job_id = new_id("overview-fails")
+    message = f"overview boom {uuid.uuid4().hex[:6]}"
+    add_job(ui_server, job_id, "jobs.examples:fail", kwargs={"message": message})
+    login_as(page, "viewer")
+    page.locator("a#nav-overview").click()
+    expect(page).to_have_url(re.compile(r"/ui/overview$"))
+    expect(page.locator("svg#runs-per-hour")).to_be_visible()
+    expect(page.locator("svg#lateness")).to_be_visible()
+    expect(page.locator("#live-status")).to_contain_text("Live", timeout=RUN_TIMEOUT_MS)
+    mark_document(page)
+
+    run_now(ui_server, job_id)  # from outside the page: only the live refresh can show it
+    failing = page.locator(f'table#failing tbody tr[data-job-id="{job_id}"]')
+    expect(failing).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    expect(failing.locator("td.error")).to_contain_text(message)
+    expect(page.locator("table#failing tbody tr[data-job-id]").first).to_have_attribute(
+        "data-job-id", job_id
+    )
+    assert_not_reloaded(page)
+    failing.locator("a").click()
+    expect(page).to_have_url(re.compile(rf"/ui/jobs/{job_id}$"))

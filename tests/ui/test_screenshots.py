@@ -2,9 +2,9 @@
 
     UPDATE_SCREENSHOTS=1 pytest tests/ui/test_screenshots.py
 
-writes docs/screenshots/jobs.png, job.png (with its duration plot and fires) and form.png.
-Without UPDATE_SCREENSHOTS the test still walks the three pages (so a broken page fails here
-too) but writes nothing: CI leaves the tree clean.
+writes docs/screenshots/jobs.png, job.png (with its duration plot and fires), form.png and
+overview.png. Without UPDATE_SCREENSHOTS the test still walks the four pages (so a broken page
+fails here too) but writes nothing: CI leaves the tree clean.
 """
 
 from __future__ import annotations
@@ -80,3 +80,9 @@ def test_readme_screenshots(page: Page, ui_server: Server) -> None:
     page.locator("form#job-form select[name=func]").select_option("jobs.examples:sleep")
     expect(page.locator('form#job-form [name="kwargs.seconds"]')).to_be_visible()
     _shoot(page, "form")
+
+    page.goto("/ui/overview")
+    failing = page.locator('table#failing tbody tr[data-job-id="always-fails"]')
+    expect(failing).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    expect(page.locator("svg#runs-per-hour g[data-total='0']").first).to_be_attached()
+    _shoot(page, "overview")

@@ -1,7 +1,8 @@
 // scheduler-service dashboard: the only script. Pages work without it; it adds
 // 1. the live runs table of a job page (Server-Sent Events from the API's event stream),
-// 2. the live rows of the jobs table (same stream; one row refreshed at most once a second), and
-// 3. re-rendering the job form's parameter fields when another function is chosen.
+// 2. the live rows of the jobs table (same stream; one row refreshed at most once a second),
+// 3. the live overview: its parts re-fetched when a run event arrives (at most every 2 s), and
+// 4. re-rendering the job form's parameter fields when another function is chosen.
 (function () {
   "use strict";
 
@@ -134,6 +135,38 @@
     });
   }
 
+  function liveOverview(holder) {
+    var status = document.getElementById("live-status");
+    var last = 0;
+    var timer = null;
+    var busy = false;
+
+    function refresh() {
+      timer = null;
+      if (busy) { schedule(); return; }
+      busy = true;
+      last = Date.now();
+      fetch(holder.dataset.partsUrl, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) { if (html !== null) { holder.innerHTML = html; } })
+        .catch(function () { /* the next event tries again */ })
+        .finally(function () { busy = false; });
+    }
+
+    // At most one fetch every 2 s: an event in between sets one up for when the 2 s are up.
+    function schedule() {
+      if (timer !== null) { return; }
+      timer = window.setTimeout(refresh, Math.max(0, last + 2000 - Date.now()));
+    }
+
+    listen(holder.dataset.eventsUrl, runHandlers(schedule), function () {
+      if (status) { status.textContent = "Live: the figures update as runs happen."; }
+      schedule();
+    }, function () {
+      if (status) { status.textContent = "Live updates paused; trying again."; }
+    });
+  }
+
   function functionChooser(select) {
     select.addEventListener("change", function () {
       var form = select.form;
@@ -150,6 +183,8 @@
     if (runs && window.EventSource) { liveRuns(runs); }
     var jobs = document.querySelector("table#jobs[data-events-url]");
     if (jobs && window.EventSource) { liveJobs(jobs); }
+    var overview = document.querySelector("#overview-parts[data-events-url]");
+    if (overview && window.EventSource) { liveOverview(overview); }
     var func = document.querySelector("form#job-form select[name=func]");
     if (func && func.form.dataset.fieldsUrl) { functionChooser(func); }
   });
