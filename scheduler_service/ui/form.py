@@ -102,4 +102,5 @@ def create_job() -> Response | tuple[str, int]:
 @bp.post("/jobs/<job_id>/edit")
 def update_job(job_id: str) -> Response | tuple[str, int]:
     """Change the job as the form says (the API's atomic PATCH)."""
+    get_job_service().get_job(job_id)  # an unknown job is a 404 before any form is shown
     return _save(edit=job_id)

@@ -9,6 +9,7 @@ from typing import Any
 from apscheduler.job import Job
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
+from pydantic import BaseModel, Field
 
 from ..auth import require_role
 from ..control import get_job_service
@@ -17,6 +18,7 @@ from ..runs.ledger import list_fires
 from ..runs.service import latest_runs, list_runs
 from ..scheduler.serialize import job_to_dict
 from ..scheduler.upstream import store_alias
+from ..web import query_args
 from .blueprint import bp, local_path
 from .plots import durations_svg, finished_runs, summary
 from .words import next_fire_times, shown_time, time_zone, trigger_words
@@ -24,12 +26,13 @@ from .words import next_fire_times, shown_time, time_zone, trigger_words
 PAGE_SIZE = 50
 RUNS_SHOWN = 50
 FIRES_SHOWN = 50
-_PAUSED = {"true": True, "false": False}
 
 
-def _page_number() -> int:
-    raw = request.args.get("page", "1")
-    return max(1, int(raw)) if raw.isdigit() else 1
+class JobsPageQuery(BaseModel):
+    """The jobs table's query: which page (50 jobs a page), and the paused filter."""
+
+    page: int = Field(default=1, ge=1, le=10_000_000)
+    paused: bool | None = None
 
 
 def _row(job: Job, last: Any) -> dict[str, Any]:
@@ -47,8 +50,8 @@ def _row(job: Job, last: Any) -> dict[str, Any]:
 @bp.get("/jobs")
 def list_jobs() -> str:
     """One page of jobs, read at the store as GET /scheduler/jobs reads it."""
-    page = _page_number()
-    paused = _PAUSED.get(request.args.get("paused", ""))
+    query = query_args(JobsPageQuery)  # a bad page or filter: 400, as the API answers
+    page, paused = query.page, query.paused
     jobs, total = get_job_service().list_page(
         paused=paused, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
     )
@@ -123,6 +126,7 @@ def job_row(job_id: str) -> str:
 @bp.get("/jobs/<job_id>/runs")
 def job_runs(job_id: str) -> str:
     """The runs table's body alone, for the live script to swap in."""
+    get_job_service().get_job(job_id)  # an unknown job is a 404, as its page is
     return render_template("ui/_runs.html", runs=_runs(job_id))
 
 

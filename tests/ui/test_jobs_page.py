@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -153,3 +154,28 @@ def test_a_cross_site_sign_in_is_refused(client: FlaskClient) -> None:
     )
     assert response.status_code == 403
     assert "Set-Cookie" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "query", ["page=abc", "page=0", "page=-1", "page=99999999999999999999", "paused=maybe"]
+)
+def test_a_bad_page_or_filter_is_a_400_page(client: FlaskClient, query: str) -> None:
+    add_job(client, JOB)
+    sign_in(client, "viewer")
+    response = client.get(f"/ui/jobs?{query}")
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
+    assert query.split("=")[0] in response.get_data(as_text=True)
+
+
+def test_an_unknown_jobs_fragments_and_form_are_404(client: FlaskClient) -> None:
+    sign_in(client, "admin")
+    assert client.get("/ui/jobs/nope/runs").status_code == 404
+    assert client.get("/ui/jobs/nope/row").status_code == 404
+    saved = client.post(
+        "/ui/jobs/nope/edit",
+        data={"func": "jobs.examples:print_test", "trigger": "interval", "seconds": "5"},
+        headers={"Sec-Fetch-Site": "same-origin"},
+    )
+    assert saved.status_code == 404
+    assert client.get("/scheduler/jobs/nope").status_code == 404
