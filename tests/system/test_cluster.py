@@ -24,6 +24,7 @@ from tests.support.replicas import (
     executions,
     fires,
     fresh_postgres_database,
+    recording_job,
     run_record,
     stderr_tails,
     utc,
@@ -82,20 +83,12 @@ def add_job(via: Server, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def ticking_job(job_id: str, log: Path, start: datetime) -> dict[str, Any]:
-    """A 1-second job from ``start`` that writes each execution down in ``log``; coalescing
-    left at its default, and grace enough that a failover's late fires still run. Its first
-    fire is ``start`` even when the POST lands after it on a loaded machine (an interval
-    trigger alone would begin at the next second after the POST)."""
-    return {
-        "id": job_id,
-        "func": "jobs.examples:record",
-        "args": [str(log), job_id],
-        "trigger": "interval",
-        "seconds": 1,
-        "start_date": start.isoformat(),
-        "next_run_time": start.isoformat(),
-        "misfire_grace_time": 30,
-    }
+    """``recording_job`` with coalescing left at its default (a failover's late fires become
+    one run) and 30 s of grace, enough that they still run."""
+    body = recording_job(job_id, log, start)
+    for option in ("coalesce", "max_instances"):
+        del body[option]
+    return {**body, "misfire_grace_time": 30}
 
 
 def failing_job(job_id: str, start: datetime) -> dict[str, Any]:
