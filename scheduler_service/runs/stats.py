@@ -1,10 +1,13 @@
-"""Figures over recent runs for the dashboard's overview: the failing jobs, runs per hour by
-state, and fire lateness. Each is one bounded query over the runs table, filtered on the
-indexed ``scheduled_run_time``; jobs whose id starts with ``__`` (the service's own) are left
-out, as the metrics leave them out."""
+"""Figures over recent runs for the dashboard: the failing jobs, runs per hour by state, fire
+lateness, a job's run durations. Each is one bounded query over the runs table; those over
+every job filter on the indexed ``scheduled_run_time`` and leave out jobs whose id starts with
+``__`` (the service's own), as the metrics do. They do not flush the run writer: a page that
+reads several calls ``runs.service.flush_writes`` once first."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,11 +17,10 @@ from sqlalchemy.orm import load_only
 
 from ..extensions import db
 from .models import Run
-from .service import flush_writes
 
 # A job is failing when its latest run that ran (or was meant to) ended like this.
 FAILING_STATES = ("failed", "timed_out", "unknown", "abandoned")
-_RAN_STATES = ("succeeded", *FAILING_STATES)
+FINISHED_STATES = ("succeeded", *FAILING_STATES)
 FAILING_LIMIT = 20
 FAILING_DAYS = 7
 # Lateness is worked out in Python (a time difference is not portable SQL): from at most
@@ -42,12 +44,11 @@ class FailingJob:
 def failing_jobs(now: datetime, *, limit: int = FAILING_LIMIT) -> list[FailingJob]:
     """Jobs whose latest run in the last week failed, timed out or was lost; the most recent
     failure first, at most ``limit``."""
-    flush_writes()
     latest = (
         select(func.max(Run.id))
         .where(
             Run.scheduled_run_time >= now - timedelta(days=FAILING_DAYS),
-            Run.state.in_(_RAN_STATES),
+            Run.state.in_(FINISHED_STATES),
             _ours(),
         )
         .group_by(Run.job_id)
@@ -92,7 +93,6 @@ def runs_per_hour(starts: list[datetime]) -> dict[tuple[int, str], int]:
     """How many runs were scheduled in each hour from ``starts[0]`` on, by state:
     ``{(hour index, state): count}``. One GROUP BY query; the hour is a CASE over the bounds
     (portable where date functions are not)."""
-    flush_writes()
     bucket = case(
         *[(Run.scheduled_run_time >= start, i) for i, start in reversed(list(enumerate(starts)))],
         else_=-1,
@@ -109,7 +109,6 @@ def runs_per_hour(starts: list[datetime]) -> dict[tuple[int, str], int]:
 def lateness_samples(since: datetime, *, limit: int = LATENESS_LIMIT) -> list[float]:
     """Start minus scheduled time, in seconds (never below 0), of the first attempts of
     scheduled fires since ``since``: the newest ``limit`` of them."""
-    flush_writes()
     query = (
         select(Run.started_at, Run.scheduled_run_time)
         .where(
@@ -126,4 +125,31 @@ def lateness_samples(since: datetime, *, limit: int = LATENESS_LIMIT) -> list[fl
         max((started - scheduled).total_seconds(), 0.0)
         for started, scheduled in db.session.execute(query)
         if started is not None
+    ]
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile of ``values`` (not empty)."""
+    ordered = sorted(values)
+    return ordered[max(math.ceil(share * len(ordered)), 1) - 1]
+
+
+def durations(job_id: str, *, limit: int) -> list[tuple[datetime, str, float]]:
+    """(start, state, seconds) of the job's last ``limit`` finished runs, oldest first."""
+    query = (
+        select(Run.started_at, Run.state, Run.duration)
+        .where(
+            Run.job_id == job_id,
+            Run.state.in_(FINISHED_STATES),
+            Run.duration.is_not(None),
+            Run.started_at.is_not(None),
+        )
+        .order_by(Run.started_at.desc(), Run.id.desc())
+        .limit(limit)
+    )
+    rows = db.session.execute(query).all()
+    return [
+        (started, state, float(duration))
+        for started, state, duration in reversed(rows)
+        if started is not None and duration is not None  # the query's filter, for the types
     ]

@@ -81,6 +81,7 @@ def show_job(job_id: str) -> str:
     """A job: its definition, next fire times, runs and buttons."""
     job = get_job_service().get_job(job_id)
     zone = time_zone(job.trigger)
+    runs = _runs(job_id)  # flushes the run writer (list_runs): the plot below reads as much
     points = finished_runs(job_id)
     ledger, ledger_total = list_fires(job_id, limit=FIRES_SHOWN)
     return render_template(
@@ -89,7 +90,7 @@ def show_job(job_id: str) -> str:
         row=_row(job, None),
         fires=[shown_time(t) for t in next_fire_times(job.trigger, datetime.now(UTC))],
         zone=str(zone) if zone is not None else "",
-        runs=_runs(job_id),
+        runs=runs,
         events_url=events_url(),
         durations=Markup(durations_svg(points)),  # noqa: S704  (every text in it is escaped)
         durations_summary=summary(points),

@@ -13,11 +13,13 @@ from ..auth import require_role
 from ..control import get_scheduler
 from ..control.info import cluster_info, scheduler_info
 from ..errors import ServiceUnavailable
+from ..runs.service import flush_writes
 from ..runs.stats import (
     LATENESS_LIMIT,
     failing_jobs,
     hour_starts,
     lateness_samples,
+    percentile,
     runs_per_hour,
 )
 from .blueprint import bp
@@ -97,12 +99,6 @@ def _runs_per_hour(now: datetime) -> dict[str, Any]:
     }
 
 
-def _percentile(ordered: list[float], share: float) -> float:
-    """The nearest-rank percentile of sorted values."""
-    rank = max(math.ceil(share * len(ordered)), 1)
-    return ordered[rank - 1]
-
-
 def _lateness(now: datetime) -> dict[str, Any]:
     samples = lateness_samples(now - timedelta(hours=24))
     counts = [0] * len(LATENESS_BUCKETS)
@@ -113,8 +109,8 @@ def _lateness(now: datetime) -> dict[str, Any]:
     summary = None
     if ordered:
         summary = {
-            "p50": _percentile(ordered, 0.5),
-            "p95": _percentile(ordered, 0.95),
+            "p50": percentile(ordered, 0.5),
+            "p95": percentile(ordered, 0.95),
             "max": ordered[-1],
         }
     label = "Lateness of scheduled fires (first attempts) over the last 24 hours"
@@ -129,6 +125,7 @@ def _lateness(now: datetime) -> dict[str, Any]:
 
 def _parts() -> dict[str, Any]:
     now = datetime.now(UTC)
+    flush_writes()  # once, for the three figures below
     extension = get_scheduler()
     return {
         "info": scheduler_info(extension),

@@ -13,17 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
-from sqlalchemy import select
-
-from ..extensions import db
-from ..runs.models import Run
-from ..runs.service import flush_writes
+from ..runs.stats import FAILING_STATES, durations, percentile
 
 POINTS = 100  # the last finished runs drawn
 WIDTH, HEIGHT = 720, 200
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 28
-FINISHED = ("succeeded", "failed", "timed_out", "unknown", "abandoned")
-BAD = {"failed", "timed_out", "unknown", "abandoned"}
+BAD = frozenset(FAILING_STATES)
 
 
 @dataclass(frozen=True)
@@ -35,31 +30,7 @@ class Point:
 
 def finished_runs(job_id: str, limit: int = POINTS) -> list[Point]:
     """The job's last ``limit`` finished runs with a duration, oldest first (one query)."""
-    flush_writes()
-    query = (
-        select(Run.started_at, Run.state, Run.duration)
-        .where(
-            Run.job_id == job_id,
-            Run.state.in_(FINISHED),
-            Run.duration.is_not(None),
-            Run.started_at.is_not(None),
-        )
-        .order_by(Run.started_at.desc(), Run.id.desc())
-        .limit(limit)
-    )
-    rows = db.session.execute(query).all()
-    return [
-        Point(started, state, float(duration))
-        for started, state, duration in reversed(rows)
-        if started is not None and duration is not None  # the query's filter, for the types
-    ]
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    """The nearest-rank percentile of ``values`` (not empty)."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * share // 1))  # ceil(n * share), at least 1
-    return ordered[int(rank) - 1]
+    return [Point(*row) for row in durations(job_id, limit=limit)]
 
 
 def summary(points: Sequence[Point]) -> str:

@@ -9,7 +9,8 @@ from flask.testing import FlaskClient
 
 from scheduler_service.extensions import db
 from scheduler_service.runs.models import Run
-from scheduler_service.ui.plots import Point, durations_svg, percentile, summary
+from scheduler_service.runs.stats import percentile
+from scheduler_service.ui.plots import Point, durations_svg, summary
 from tests.support.api import JOB, add_job
 from tests.ui.page import page, parse, sign_in
 
