@@ -37,8 +37,9 @@ _PATTERNS = {
 }
 
 
-def _built(svg: str) -> Markup:
-    """Mark SVG built here as safe: every value from outside went through ``escape``."""
+def svg_markup(svg: str) -> Markup:
+    """Mark SVG built on the server (here and in plots.py) as safe: every value from outside
+    went through ``escape``."""
     return Markup(svg)  # noqa: S704  (only escaped values are interpolated)
 
 
@@ -62,7 +63,7 @@ def _defs(states: Sequence[str]) -> str:
 
 def swatch(state: str) -> Markup:
     """A small square in the state's paint, for a legend (the text says the state)."""
-    return _built(
+    return svg_markup(
         '<svg class="swatch" width="12" height="12" viewBox="0 0 12 12" aria-hidden="true">'
         f'<rect width="12" height="12" fill="{escape(_fill(state))}" stroke="#1b1f24" '
         'stroke-width="0.5"/></svg>'
@@ -127,7 +128,7 @@ def stacked_bars(
             f'<g data-hour="{hour:%Y-%m-%dT%H:00Z}" data-total="{totals[i]}">'
             f"<title>{escape(title)}</title>{''.join(bars)}{tick}</g>"
         )
-    return _built(
+    return svg_markup(
         f'<svg id="{escape(svg_id)}" role="img" aria-label="{escape(label)}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" preserveAspectRatio="xMinYMin meet">'
         f"<title>{escape(label)}</title>{_defs(states)}{_axis(top, plot_height)}"
@@ -156,7 +157,7 @@ def histogram(svg_id: str, label: str, buckets: Sequence[tuple[str, int]]) -> Ma
             f'<text x="{middle:.1f}" y="{HEIGHT - 6}" text-anchor="middle" class="axis">'
             f"{escape(name)}</text></g>"
         )
-    return _built(
+    return svg_markup(
         f'<svg id="{escape(svg_id)}" role="img" aria-label="{escape(label)}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" preserveAspectRatio="xMinYMin meet">'
         f"<title>{escape(label)}</title>{_axis(top, plot_height + 12)}{''.join(groups)}</svg>"

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
+from markupsafe import Markup
+
 from ..runs.stats import FAILING_STATES, durations, percentile
+from .charts import svg_markup
 
 POINTS = 100  # the last finished runs drawn
 WIDTH, HEIGHT = 720, 200
@@ -67,7 +70,7 @@ def _point(x: float, y: float, point: Point) -> str:
     )
 
 
-def durations_svg(points: Sequence[Point]) -> str:
+def durations_svg(points: Sequence[Point]) -> Markup:
     """The plot: x the start time, y the duration in seconds from 0 to the longest run."""
     inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     top = max((p.duration for p in points), default=0.0) or 1.0
@@ -104,4 +107,4 @@ def durations_svg(points: Sequence[Point]) -> str:
         y = TOP + inner_h - point.duration / top * inner_h
         parts.append(_point(x, y, point))
     parts.append("</svg>")
-    return "".join(parts)
+    return svg_markup("".join(parts))
